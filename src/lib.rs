@@ -1,0 +1,20 @@
+//! bertqa: fine-tune BERT for extractive question answering (SQuAD) and serve it.
+//!
+//! Three flows share one core, so that training, offline prediction and the HTTP service
+//! can never disagree on how text becomes windows or how logits become answers:
+//!
+//! ```text
+//! serving:   question + context ─► features (windows) ─► model ─► logits ─► decode ─► answer
+//! training:  SQuAD file ─► features + labels ─► model ─► loss ─► checkpoint ─► export
+//! evaluate:  SQuAD file ─► (serving flow) ─► predictions ─► squad::metrics (EM/F1)
+//! ```
+//!
+//! * [`squad`]: the dataset files (schema, loading with located errors, official metrics).
+//! * [`features`]: question + context → sliding windows, with training labels.
+//! * [`decode`]: start/end logits of a question's windows → ranked answers with offsets.
+//! * [`text`]: character/byte offset bookkeeping and Python-compatible text rules.
+
+pub mod decode;
+pub mod features;
+pub mod squad;
+pub mod text;

@@ -1,0 +1,440 @@
+//! Exact Match and F1 with the semantics of the official SQuAD evaluation scripts
+//! (`evaluate-v1.1.py`, `evaluate-v2.0.py`), so our numbers can be compared with any paper's.
+//!
+//! The scripts are Python; the details that change numbers are reproduced on purpose:
+//! Unicode lower-casing, ASCII-only punctuation removal, articles removed as whole `\b`-bounded
+//! words (Python's Unicode `\w`), whitespace as Python's `str.split()`, and sums taken in file
+//! order with the same operand order.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+use thiserror::Error;
+use unicode_general_category::{get_general_category, GeneralCategory as Gc};
+
+use super::schema::{SquadFile, SquadVersion};
+use crate::text::is_python_whitespace;
+
+/// Why a prediction set cannot be scored the way the official v2.0 script would.
+#[derive(Debug, Error, PartialEq)]
+pub enum ScoreError {
+    /// The dataset has no questions, or no question has a prediction.
+    #[error("nothing to score: {0}")]
+    Empty(&'static str),
+    /// v2.0 needs a prediction for every question (the official script fails otherwise).
+    #[error(
+        "v2.0 scoring needs a prediction for every question: {missing} missing, e.g. {example}"
+    )]
+    MissingPredictions {
+        /// How many questions lack a prediction.
+        missing: usize,
+        /// One of them.
+        example: String,
+    },
+    /// The no-answer probability file lacks a scored question.
+    #[error("the no-answer probability file has no entry for question {0}")]
+    MissingNaProb(String),
+}
+
+/// Lower-cases, drops ASCII punctuation and the words a/an/the, and collapses whitespace,
+/// exactly like the official `normalize_answer`.
+pub fn normalize_answer(s: &str) -> String {
+    let lowered = s.to_lowercase();
+    let no_punct: String = lowered
+        .chars()
+        .filter(|c| !c.is_ascii_punctuation())
+        .collect();
+    let no_articles = remove_articles(&no_punct);
+    no_articles
+        .split(is_python_whitespace)
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Python's `re` `\w` for `str` patterns: alphanumeric in the Unicode sense, or `_`.
+fn is_word_char(c: char) -> bool {
+    c == '_'
+        || matches!(
+            get_general_category(c),
+            Gc::UppercaseLetter
+                | Gc::LowercaseLetter
+                | Gc::TitlecaseLetter
+                | Gc::ModifierLetter
+                | Gc::OtherLetter
+                | Gc::DecimalNumber
+                | Gc::LetterNumber
+                | Gc::OtherNumber
+        )
+}
+
+/// `re.sub(r'\b(a|an|the)\b', ' ', text)`: a match is exactly a maximal run of word
+/// characters equal to one of the articles.
+fn remove_articles(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run_start: Option<usize> = None;
+    let flush = |out: &mut String, run: &str| {
+        if matches!(run, "a" | "an" | "the") {
+            out.push(' ');
+        } else {
+            out.push_str(run);
+        }
+    };
+    for (i, c) in text.char_indices() {
+        if is_word_char(c) {
+            run_start.get_or_insert(i);
+        } else {
+            if let Some(start) = run_start.take() {
+                flush(&mut out, &text[start..i]);
+            }
+            out.push(c);
+        }
+    }
+    if let Some(start) = run_start {
+        flush(&mut out, &text[start..]);
+    }
+    out
+}
+
+fn tokens(s: &str) -> Vec<String> {
+    normalize_answer(s)
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn common_count(a: &[String], b: &[String]) -> usize {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for t in a {
+        *counts.entry(t).or_default() += 1;
+    }
+    b.iter()
+        .filter(|t| match counts.get_mut(t.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        })
+        .count()
+}
+
+fn token_f1(prediction: &[String], gold: &[String], num_same: usize) -> f64 {
+    let precision = 1.0 * num_same as f64 / prediction.len() as f64;
+    let recall = 1.0 * num_same as f64 / gold.len() as f64;
+    (2.0 * precision * recall) / (precision + recall)
+}
+
+/// 1.0 when prediction and gold normalize to the same string.
+pub fn exact_match(prediction: &str, gold: &str) -> f64 {
+    f64::from(u8::from(
+        normalize_answer(prediction) == normalize_answer(gold),
+    ))
+}
+
+/// Token F1 of v1.1 (`f1_score`): zero when no token is shared, even when both are empty.
+pub fn f1_v1(prediction: &str, gold: &str) -> f64 {
+    let (p, g) = (tokens(prediction), tokens(gold));
+    match common_count(&p, &g) {
+        0 => 0.0,
+        same => token_f1(&p, &g, same),
+    }
+}
+
+/// Token F1 of v2.0 (`compute_f1`): two empty answers agree fully.
+pub fn f1_v2(prediction: &str, gold: &str) -> f64 {
+    let (p, g) = (tokens(prediction), tokens(gold));
+    if p.is_empty() || g.is_empty() {
+        return f64::from(u8::from(p == g));
+    }
+    match common_count(&p, &g) {
+        0 => 0.0,
+        same => token_f1(&p, &g, same),
+    }
+}
+
+fn max_over<'g>(golds: impl Iterator<Item = &'g str>, f: impl Fn(&str) -> f64) -> f64 {
+    golds.map(f).fold(f64::NEG_INFINITY, f64::max).max(0.0)
+}
+
+/// The official scores of `predictions` (question id → answer text) on `dataset`, as the
+/// JSON object the official script for the dataset's version prints (values in percent).
+/// `na_probs` (question id → no-answer probability, in file order) only matters for v2.0.
+pub fn score(
+    dataset: &SquadFile,
+    predictions: &HashMap<String, String>,
+    na_probs: Option<&Map<String, Value>>,
+    na_prob_thresh: f64,
+) -> Result<Map<String, Value>, ScoreError> {
+    match dataset.version_kind() {
+        SquadVersion::V1 => score_v1(dataset, predictions),
+        SquadVersion::V2 => score_v2(dataset, predictions, na_probs, na_prob_thresh),
+    }
+}
+
+/// `evaluate-v1.1.py`: a missing prediction counts as zero; every answer counts as gold.
+pub fn score_v1(
+    dataset: &SquadFile,
+    predictions: &HashMap<String, String>,
+) -> Result<Map<String, Value>, ScoreError> {
+    let (mut exact, mut f1, mut total) = (0u64, 0.0f64, 0usize);
+    for (_, qa) in dataset.questions() {
+        total += 1;
+        let Some(prediction) = predictions.get(&qa.id) else {
+            continue;
+        };
+        let golds = || qa.answers.iter().map(|a| a.text.as_str());
+        exact += max_over(golds(), |g| exact_match(prediction, g)) as u64;
+        f1 += max_over(golds(), |g| f1_v1(prediction, g));
+    }
+    if total == 0 {
+        return Err(ScoreError::Empty("the dataset has no questions"));
+    }
+    let mut out = Map::new();
+    out.insert(
+        "exact_match".into(),
+        (100.0 * exact as f64 / total as f64).into(),
+    );
+    out.insert("f1".into(), (100.0 * f1 / total as f64).into());
+    Ok(out)
+}
+
+/// Per-question raw scores in dataset order, the later of duplicate ids winning in place
+/// (Python dict semantics).
+struct RawScores {
+    ids: Vec<String>,
+    exact: Vec<f64>,
+    f1: Vec<f64>,
+    has_answer: HashMap<String, bool>,
+    has_answer_ids: Vec<String>,
+    no_answer_ids: Vec<String>,
+}
+
+fn raw_scores_v2(dataset: &SquadFile, predictions: &HashMap<String, String>) -> RawScores {
+    let mut raw = RawScores {
+        ids: vec![],
+        exact: vec![],
+        f1: vec![],
+        has_answer: HashMap::new(),
+        has_answer_ids: vec![],
+        no_answer_ids: vec![],
+    };
+    let mut position: HashMap<String, usize> = HashMap::new();
+    let mut answer_order: Vec<String> = vec![];
+    for (_, qa) in dataset.questions() {
+        if raw
+            .has_answer
+            .insert(qa.id.clone(), !qa.answers.is_empty())
+            .is_none()
+        {
+            answer_order.push(qa.id.clone());
+        }
+        let mut golds: Vec<&str> = qa
+            .answers
+            .iter()
+            .map(|a| a.text.as_str())
+            .filter(|t| !normalize_answer(t).is_empty())
+            .collect();
+        if golds.is_empty() {
+            golds.push("");
+        }
+        let Some(prediction) = predictions.get(&qa.id) else {
+            continue;
+        };
+        let e = max_over(golds.iter().copied(), |g| exact_match(prediction, g));
+        let f = max_over(golds.iter().copied(), |g| f1_v2(prediction, g));
+        match position.get(&qa.id) {
+            Some(&i) => {
+                raw.exact[i] = e;
+                raw.f1[i] = f;
+            }
+            None => {
+                position.insert(qa.id.clone(), raw.ids.len());
+                raw.ids.push(qa.id.clone());
+                raw.exact.push(e);
+                raw.f1.push(f);
+            }
+        }
+    }
+    for id in answer_order {
+        if raw.has_answer[&id] {
+            raw.has_answer_ids.push(id);
+        } else {
+            raw.no_answer_ids.push(id);
+        }
+    }
+    raw
+}
+
+fn na_prob(na_probs: Option<&Map<String, Value>>, id: &str) -> Result<f64, ScoreError> {
+    match na_probs {
+        None => Ok(0.0),
+        Some(map) => map
+            .get(id)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| ScoreError::MissingNaProb(id.to_string())),
+    }
+}
+
+/// `evaluate-v2.0.py`: totals over predicted questions, HasAns/NoAns splits, and with a
+/// no-answer probability file the best thresholds.
+pub fn score_v2(
+    dataset: &SquadFile,
+    predictions: &HashMap<String, String>,
+    na_probs: Option<&Map<String, Value>>,
+    na_prob_thresh: f64,
+) -> Result<Map<String, Value>, ScoreError> {
+    let raw = raw_scores_v2(dataset, predictions);
+    if raw.ids.is_empty() {
+        return Err(ScoreError::Empty(
+            "no question of the dataset has a prediction",
+        ));
+    }
+    let mut missing = raw
+        .has_answer
+        .keys()
+        .filter(|id| !predictions.contains_key(*id));
+    if let Some(example) = missing.next() {
+        return Err(ScoreError::MissingPredictions {
+            missing: 1 + missing.count(),
+            example: example.clone(),
+        });
+    }
+    // apply_no_ans_threshold
+    let mut exact_t = raw.exact.clone();
+    let mut f1_t = raw.f1.clone();
+    for (i, id) in raw.ids.iter().enumerate() {
+        if na_prob(na_probs, id)? > na_prob_thresh {
+            let value = f64::from(u8::from(!raw.has_answer[id]));
+            exact_t[i] = value;
+            f1_t[i] = value;
+        }
+    }
+    let index: HashMap<&str, usize> = raw
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let eval = |ids: Option<&[String]>, out: &mut Map<String, Value>, prefix: &str| {
+        let (exact_sum, f1_sum, total) = match ids {
+            None => (sum(&exact_t), sum(&f1_t), raw.ids.len()),
+            Some(ids) => {
+                let pick = |v: &[f64]| {
+                    sum(&ids
+                        .iter()
+                        .map(|id| v[index[id.as_str()]])
+                        .collect::<Vec<_>>())
+                };
+                (pick(&exact_t), pick(&f1_t), ids.len())
+            }
+        };
+        out.insert(
+            format!("{prefix}exact"),
+            (100.0 * exact_sum / total as f64).into(),
+        );
+        out.insert(
+            format!("{prefix}f1"),
+            (100.0 * f1_sum / total as f64).into(),
+        );
+        out.insert(format!("{prefix}total"), total.into());
+    };
+    let mut out = Map::new();
+    eval(None, &mut out, "");
+    if !raw.has_answer_ids.is_empty() {
+        eval(Some(&raw.has_answer_ids), &mut out, "HasAns_");
+    }
+    if !raw.no_answer_ids.is_empty() {
+        eval(Some(&raw.no_answer_ids), &mut out, "NoAns_");
+    }
+    if let Some(na_probs) = na_probs {
+        for (name, scores) in [("exact", &raw.exact), ("f1", &raw.f1)] {
+            let (best, thresh) = best_threshold(&raw, scores, &index, predictions, na_probs);
+            out.insert(format!("best_{name}"), best.into());
+            out.insert(format!("best_{name}_thresh"), thresh);
+        }
+    }
+    Ok(out)
+}
+
+/// Python's `sum` over floats: left to right from zero.
+fn sum(values: &[f64]) -> f64 {
+    values.iter().fold(0.0, |acc, v| acc + v)
+}
+
+/// `find_best_thresh`: sweep questions by rising no-answer probability (stable, in the na-prob
+/// file's order) and keep the threshold with the best score.
+fn best_threshold(
+    raw: &RawScores,
+    scores: &[f64],
+    index: &HashMap<&str, usize>,
+    predictions: &HashMap<String, String>,
+    na_probs: &Map<String, Value>,
+) -> (f64, Value) {
+    let mut current = raw.no_answer_ids.len() as f64;
+    let mut best = current;
+    let mut best_thresh = Value::from(0.0);
+    let mut order: Vec<(&String, &Value)> = na_probs.iter().collect();
+    order.sort_by(|a, b| {
+        let (x, y) = (
+            a.1.as_f64().unwrap_or(f64::NAN),
+            b.1.as_f64().unwrap_or(f64::NAN),
+        );
+        x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
+    });
+    for (id, prob) in order {
+        let Some(&i) = index.get(id.as_str()) else {
+            continue;
+        };
+        let diff = if raw.has_answer[id] {
+            scores[i]
+        } else if predictions.get(id).is_some_and(|p| !p.is_empty()) {
+            -1.0
+        } else {
+            0.0
+        };
+        current += diff;
+        if current > best {
+            best = current;
+            best_thresh = prob.clone();
+        }
+    }
+    (100.0 * best / raw.ids.len() as f64, best_thresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalization_follows_the_official_script() {
+        assert_eq!(normalize_answer("The  Denver Broncos!"), "denver broncos");
+        assert_eq!(
+            normalize_answer("a man, an apple and THE end"),
+            "man apple and end"
+        );
+        assert_eq!(normalize_answer("theatre an-ti"), "theatre anti");
+        assert_eq!(normalize_answer("café_the"), "caféthe");
+        // Outputs of CPython 3.11 on the same strings:
+        assert_eq!(
+            normalize_answer("ΣΑΣ the\u{301} a\u{b2} the²"),
+            "σας \u{301} a\u{b2} the²"
+        );
+        assert_eq!(normalize_answer("«the» “a”"), "« » “ ”");
+        assert_eq!(normalize_answer("the\u{1f}end"), "end");
+        assert_eq!(normalize_answer("\u{130}STANBUL"), "i\u{307}stanbul");
+    }
+
+    #[test]
+    fn f1_counts_shared_tokens_with_multiplicity() {
+        assert!((f1_v1("the cat sat", "cat sat down") - 0.8).abs() < 1e-12);
+        assert_eq!(f1_v1("a a a", "a"), 0.0);
+        assert!((f1_v1("x x y", "x y y") - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(f1_v1("", ""), 0.0);
+        assert_eq!(f1_v2("", ""), 1.0);
+        assert_eq!(f1_v2("the", ""), 1.0);
+        assert_eq!(f1_v2("x", ""), 0.0);
+        assert_eq!(exact_match("The Cat.", "cat"), 1.0);
+    }
+}

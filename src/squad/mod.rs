@@ -1,0 +1,8 @@
+//! SQuAD dataset files: their schema, loading with located errors, and the official metrics.
+
+pub mod load;
+pub mod metrics;
+pub mod schema;
+
+pub use load::{load_squad, parse_squad, LoadError};
+pub use schema::{Answer, Article, Example, Paragraph, QuestionAnswers, SquadFile, SquadVersion};
