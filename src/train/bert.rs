@@ -1,0 +1,278 @@
+//! BERT for question answering in tch, written like the paper (and rust-bert): embeddings,
+//! N layers of self-attention + GELU feed-forward with post-LayerNorm residuals, and a dense
+//! `qa_outputs` head giving start and end logits.
+//!
+//! Variables live under Hugging Face `BertForQuestionAnswering` names (`bert.encoder.layer.0.…`),
+//! so a VarStore saves straight to a checkpoint `transformers` can load.
+//!
+//! Mixed precision without autocast (which does nothing on CPU): weights stay fp32 ("master
+//! weights", updated by the optimizer); each matrix product casts its operands to the compute
+//! kind (bf16), while embeddings, residual sums, LayerNorm, and logits stay fp32.
+
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use crate::model::BertConfig;
+
+/// Numeric format of the matrix products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Everything in fp32.
+    Fp32,
+    /// bf16 matrix products (AVX-512 BF16 / AMX on CPU, tensor cores on CUDA), fp32 elsewhere.
+    Bf16,
+}
+
+impl Precision {
+    fn kind(self) -> Kind {
+        match self {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
+}
+
+fn normal(config: &BertConfig) -> nn::Init {
+    nn::Init::Randn {
+        mean: 0.0,
+        stdev: config.initializer_range,
+    }
+}
+
+fn dense(p: nn::Path, inputs: usize, outputs: usize, config: &BertConfig) -> nn::Linear {
+    let c = nn::LinearConfig {
+        ws_init: normal(config),
+        bs_init: Some(nn::Init::Const(0.0)),
+        bias: true,
+    };
+    nn::linear(p, inputs as i64, outputs as i64, c)
+}
+
+fn layer_norm(p: nn::Path, config: &BertConfig) -> nn::LayerNorm {
+    let c = nn::LayerNormConfig {
+        eps: config.layer_norm_eps,
+        ..Default::default()
+    };
+    nn::layer_norm(p, vec![config.hidden_size as i64], c)
+}
+
+/// `x W^T + b` with both operands cast to `kind`.
+fn project(x: &Tensor, layer: &nn::Linear, kind: Kind) -> Tensor {
+    if kind == Kind::Float {
+        return x.linear(&layer.ws, layer.bs.as_ref());
+    }
+    let bias = layer.bs.as_ref().map(|b| b.to_kind(kind));
+    x.to_kind(kind).linear(&layer.ws.to_kind(kind), bias)
+}
+
+/// Word + position + token-type embeddings, LayerNorm, dropout.
+#[derive(Debug)]
+pub struct Embeddings {
+    word: nn::Embedding,
+    position: nn::Embedding,
+    token_type: nn::Embedding,
+    norm: nn::LayerNorm,
+    dropout: f64,
+}
+
+impl Embeddings {
+    /// Creates the tables under `p` (`bert.embeddings`).
+    pub fn new(p: nn::Path, config: &BertConfig) -> Self {
+        let c = nn::EmbeddingConfig {
+            ws_init: normal(config),
+            ..Default::default()
+        };
+        let h = config.hidden_size as i64;
+        Self {
+            word: nn::embedding(&p / "word_embeddings", config.vocab_size as i64, h, c),
+            position: nn::embedding(
+                &p / "position_embeddings",
+                config.max_position_embeddings as i64,
+                h,
+                c,
+            ),
+            token_type: nn::embedding(
+                &p / "token_type_embeddings",
+                config.type_vocab_size as i64,
+                h,
+                c,
+            ),
+            norm: layer_norm(&p / "LayerNorm", config),
+            dropout: config.hidden_dropout_prob,
+        }
+    }
+
+    /// `[B, L]` ids → `[B, L, H]` fp32 hidden states.
+    pub fn forward_t(&self, input_ids: &Tensor, token_type_ids: &Tensor, train: bool) -> Tensor {
+        let len = input_ids.size()[1];
+        let positions = Tensor::arange(len, (Kind::Int64, input_ids.device())).unsqueeze(0);
+        let sum = self.word.forward(input_ids)
+            + self.position.forward(&positions)
+            + self.token_type.forward(token_type_ids);
+        self.norm.forward(&sum).dropout(self.dropout, train)
+    }
+}
+
+/// Multi-head scaled dot-product self-attention (fused kernel).
+#[derive(Debug)]
+pub struct SelfAttention {
+    query: nn::Linear,
+    key: nn::Linear,
+    value: nn::Linear,
+    heads: i64,
+    head_dim: i64,
+    dropout: f64,
+}
+
+impl SelfAttention {
+    /// Creates Q, K, V projections under `p` (`…attention.self`).
+    pub fn new(p: nn::Path, config: &BertConfig) -> Self {
+        let h = config.hidden_size;
+        Self {
+            query: dense(&p / "query", h, h, config),
+            key: dense(&p / "key", h, h, config),
+            value: dense(&p / "value", h, h, config),
+            heads: config.num_attention_heads as i64,
+            head_dim: config.head_dim() as i64,
+            dropout: config.attention_probs_dropout_prob,
+        }
+    }
+
+    /// `[B, L, H]` → `[B, L, H]` in `kind`; `keep` is the `[B, 1, 1, L]` boolean key mask.
+    pub fn forward_t(&self, x: &Tensor, keep: &Tensor, kind: Kind, train: bool) -> Tensor {
+        let (b, l, _) = x.size3().unwrap_or((0, 0, 0));
+        let heads = |t: Tensor| t.view([b, l, self.heads, self.head_dim]).transpose(1, 2);
+        let q = heads(project(x, &self.query, kind));
+        let k = heads(project(x, &self.key, kind));
+        let v = heads(project(x, &self.value, kind));
+        let p = if train { self.dropout } else { 0.0 };
+        let context = Tensor::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            Some(keep),
+            p,
+            false,
+            None::<f64>,
+            false,
+        );
+        context
+            .transpose(1, 2)
+            .contiguous()
+            .view([b, l, self.heads * self.head_dim])
+    }
+}
+
+/// One transformer layer: attention, residual + LayerNorm, GELU feed-forward, residual + LayerNorm.
+#[derive(Debug)]
+pub struct Layer {
+    attention: SelfAttention,
+    attention_output: nn::Linear,
+    attention_norm: nn::LayerNorm,
+    intermediate: nn::Linear,
+    output: nn::Linear,
+    output_norm: nn::LayerNorm,
+    dropout: f64,
+}
+
+impl Layer {
+    /// Creates the layer under `p` (`bert.encoder.layer.{i}`).
+    pub fn new(p: nn::Path, config: &BertConfig) -> Self {
+        let (h, i) = (config.hidden_size, config.intermediate_size);
+        Self {
+            attention: SelfAttention::new(&p / "attention" / "self", config),
+            attention_output: dense(&p / "attention" / "output" / "dense", h, h, config),
+            attention_norm: layer_norm(&p / "attention" / "output" / "LayerNorm", config),
+            intermediate: dense(&p / "intermediate" / "dense", h, i, config),
+            output: dense(&p / "output" / "dense", i, h, config),
+            output_norm: layer_norm(&p / "output" / "LayerNorm", config),
+            dropout: config.hidden_dropout_prob,
+        }
+    }
+
+    /// fp32 `[B, L, H]` → fp32 `[B, L, H]`.
+    pub fn forward_t(&self, hidden: &Tensor, keep: &Tensor, kind: Kind, train: bool) -> Tensor {
+        let attended = self.attention.forward_t(hidden, keep, kind, train);
+        let attended = project(&attended, &self.attention_output, kind)
+            .to_kind(Kind::Float)
+            .dropout(self.dropout, train);
+        let hidden = self.attention_norm.forward(&(attended + hidden));
+        let inner = project(&hidden, &self.intermediate, kind).gelu("none");
+        let out = project(&inner, &self.output, kind)
+            .to_kind(Kind::Float)
+            .dropout(self.dropout, train);
+        self.output_norm.forward(&(out + hidden))
+    }
+}
+
+/// The whole question-answering model.
+#[derive(Debug)]
+pub struct BertForQuestionAnswering {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    qa_outputs: nn::Linear,
+    precision: Precision,
+}
+
+impl BertForQuestionAnswering {
+    /// Creates every variable under `p` (the VarStore root), randomly initialised; load a
+    /// checkpoint over them with `train::checkpoint`.
+    pub fn new(p: &nn::Path, config: &BertConfig) -> Self {
+        let bert = p / "bert";
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| Layer::new(&bert / "encoder" / "layer" / i, config))
+            .collect();
+        Self {
+            embeddings: Embeddings::new(&bert / "embeddings", config),
+            layers,
+            qa_outputs: dense(p / "qa_outputs", config.hidden_size, 2, config),
+            precision: Precision::Fp32,
+        }
+    }
+
+    /// Switches the numeric format of the matrix products.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    /// `[B, L]` int64 ids, type ids and 0/1 mask → fp32 `[B, L]` start and end logits.
+    pub fn forward_t(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+    ) -> (Tensor, Tensor) {
+        let kind = self.precision.kind();
+        let size = input_ids.size();
+        let keep = attention_mask
+            .to_kind(Kind::Bool)
+            .view([size[0], 1, 1, size[1]]);
+        let mut hidden = self.embeddings.forward_t(input_ids, token_type_ids, train);
+        for layer in &self.layers {
+            hidden = layer.forward_t(&hidden, &keep, kind, train);
+        }
+        let logits = project(&hidden, &self.qa_outputs, kind).to_kind(Kind::Float);
+        let start = logits.select(-1, 0);
+        let end = logits.select(-1, 1);
+        (start, end)
+    }
+}
+
+/// Sum of the negative log likelihoods of the true start and end under a softmax over each
+/// window's real tokens (padding masked out), averaged over the batch.
+pub fn span_loss(
+    start: &Tensor,
+    end: &Tensor,
+    attention_mask: &Tensor,
+    start_pos: &Tensor,
+    end_pos: &Tensor,
+) -> Tensor {
+    let pad = attention_mask.eq(0);
+    let nll = |logits: &Tensor, target: &Tensor| {
+        logits
+            .masked_fill(&pad, -1e9)
+            .cross_entropy_for_logits(target)
+    };
+    nll(start, start_pos) + nll(end, end_pos)
+}
