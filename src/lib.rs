@@ -14,9 +14,11 @@
 //! * [`decode`]: start/end logits of a question's windows → ranked answers with offsets.
 //! * [`text`]: character/byte offset bookkeeping and Python-compatible text rules.
 
+pub mod batch;
 pub mod decode;
 pub mod features;
 pub mod model;
+pub mod predict;
 pub mod squad;
 pub mod text;
 #[cfg(feature = "train")]

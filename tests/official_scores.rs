@@ -43,8 +43,7 @@ fn prediction_sets(dataset: &SquadFile) -> Sets {
             1 => format!("The {gold}!"),
             2 => gold
                 .split(bertqa::text::is_python_whitespace)
-                .filter(|w| !w.is_empty())
-                .last()
+                .rfind(|w| !w.is_empty())
                 .unwrap_or("")
                 .to_string(),
             _ => match qa.answers.first() {

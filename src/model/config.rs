@@ -97,7 +97,9 @@ impl BertConfig {
     /// Checks the invariants the model code relies on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let unsupported = |m: String| Err(ConfigError::Unsupported(m));
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return unsupported(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads

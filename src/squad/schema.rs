@@ -139,6 +139,36 @@ impl SquadFile {
         self.questions().count()
     }
 
+    /// The first `limit` questions of the file, nesting kept (for `--dev-limit`-style runs
+    /// that must be scored against exactly the questions they predicted).
+    pub fn truncated(&self, limit: usize) -> SquadFile {
+        let mut left = limit;
+        let mut data = vec![];
+        for article in &self.data {
+            let mut paragraphs = vec![];
+            for paragraph in &article.paragraphs {
+                let take = paragraph.qas.len().min(left);
+                if take > 0 {
+                    paragraphs.push(Paragraph {
+                        context: paragraph.context.clone(),
+                        qas: paragraph.qas[..take].to_vec(),
+                    });
+                    left -= take;
+                }
+            }
+            if !paragraphs.is_empty() {
+                data.push(Article {
+                    title: article.title.clone(),
+                    paragraphs,
+                });
+            }
+        }
+        SquadFile {
+            version: self.version.clone(),
+            data,
+        }
+    }
+
     /// The flat examples, in file order, keeping only answers whose offsets match their text.
     pub fn examples(&self) -> Vec<Example> {
         let mut out = Vec::with_capacity(self.question_count());
@@ -245,6 +275,8 @@ mod tests {
         assert_eq!(examples[0].answers, vec![good]);
         assert_eq!(examples[0].gold_texts.len(), 2);
         assert_eq!(examples[0].answer_span(), Some((8, 12)));
+        assert_eq!(f.truncated(0).question_count(), 0);
+        assert_eq!(f.truncated(5), f);
     }
 
     #[test]

@@ -3,3 +3,44 @@
 
 pub mod bert;
 pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod evaluate;
+pub mod log;
+pub mod optim;
+pub mod state;
+pub mod trainer;
+
+use thiserror::Error;
+
+/// Why a training run stopped with an error; every variant says what to change.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    /// Settings that cannot work.
+    #[error("invalid settings: {0}")]
+    Config(String),
+    /// config.json problems.
+    #[error(transparent)]
+    ModelConfig(#[from] crate::model::ConfigError),
+    /// A SQuAD file could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::squad::LoadError),
+    /// Tokenizer or window problems.
+    #[error(transparent)]
+    Features(#[from] crate::features::FeatureError),
+    /// Weights could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// Writing outputs failed.
+    #[error("cannot write output: {0}")]
+    Io(String),
+    /// `--resume` cannot continue.
+    #[error("cannot resume: {0}")]
+    Resume(String),
+    /// Evaluation failed.
+    #[error("evaluation failed: {0}")]
+    Eval(String),
+    /// libtorch failed (e.g. out of memory).
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}

@@ -1,0 +1,56 @@
+//! Labels and decoding agree: logits that put all their mass on the training labels decode,
+//! through the real windows, to the gold answer (SQuAD v1.1 dev, every question).
+
+mod common;
+
+use bertqa::decode::{decode, DecodeConfig, WindowLogits};
+use bertqa::features::{Featurizer, WindowConfig};
+use bertqa::squad::{load_squad, metrics};
+
+#[test]
+fn oracle_logits_at_the_labels_decode_to_the_gold_answer() {
+    let featurizer = Featurizer::from_file(
+        &common::pretrained_dir().join("tokenizer.json"),
+        WindowConfig::default(),
+    )
+    .unwrap();
+    let dataset = load_squad(&common::squad_dir().join("dev-v1.1.json.gz")).unwrap();
+    let examples = dataset.examples();
+    let (mut exact, mut misses) = (0usize, vec![]);
+    for example in &examples {
+        let windows = featurizer
+            .windows(&example.question, &example.context)
+            .unwrap();
+        let rows: Vec<(Vec<f32>, Vec<f32>)> = windows
+            .iter()
+            .map(|w| {
+                let (s, e) = w.label(example.answer_span());
+                let (mut start, mut end) = (vec![0.0; w.len()], vec![0.0; w.len()]);
+                start[s] = 10.0;
+                end[e] = 10.0;
+                (start, end)
+            })
+            .collect();
+        let logits: Vec<WindowLogits> = rows
+            .iter()
+            .map(|(s, e)| WindowLogits { start: s, end: e })
+            .collect();
+        let prediction = decode(
+            &example.context,
+            &windows,
+            &logits,
+            &DecodeConfig::default(),
+            false,
+        )
+        .unwrap();
+        let gold = &example.answers[0].text;
+        if metrics::exact_match(prediction.best_text(), gold) == 1.0 {
+            exact += 1;
+        } else if misses.len() < 5 {
+            misses.push((prediction.best_text().to_string(), gold.clone()));
+        }
+    }
+    let rate = exact as f64 / examples.len() as f64;
+    // Answers that end inside a word piece ("1990s" for a gold "1990") cannot be exact.
+    assert!(rate > 0.99, "oracle EM {rate}: {misses:?}");
+}
