@@ -24,14 +24,5 @@ Measured $(date -u +%Y-%m-%d) on $(nproc) cores of "$(lscpu | sed -n 's/^Model n
 <!-- features:end -->
 MD
 )"
-results=bench/RESULTS.md
-[[ -f "$results" ]] || printf '# Benchmark results\n\nEvery figure below was measured by the command named in its section; the host is shared, so repeated runs differ by up to ~25%%.\n\n' >"$results"
-python3 - "$results" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-pattern = re.compile(r"<!-- features:begin -->.*?<!-- features:end -->", re.S)
-text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
+scripts/bench-section.py bench/RESULTS.md features "$section"
 echo "$section"

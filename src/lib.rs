@@ -16,8 +16,11 @@
 
 pub mod batch;
 pub mod decode;
+pub mod engine;
+pub mod export;
 pub mod features;
 pub mod model;
+pub mod onnx;
 pub mod predict;
 pub mod squad;
 pub mod text;

@@ -6,7 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
+use bertqa::engine::{DeviceKind, Engine, EngineConfig};
+use bertqa::export::{export_model_folder, ExportOptions};
+use bertqa::features::{Featurizer, WindowConfig};
+use bertqa::predict::{predict_examples, prediction_files, PredictConfig};
 use bertqa::squad::{load_squad, metrics};
 
 /// Extractive question answering with BERT: score, predict, export and serve.
@@ -33,6 +38,62 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         na_prob_thresh: f64,
     },
+    /// Turn a checkpoint folder (config.json, model.safetensors, tokenizer.json) into a model
+    /// folder the server loads (model.onnx, model-int8.onnx, tokenizer.json, bertqa.json).
+    Export {
+        /// Checkpoint folder (Hugging Face layout).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Model folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the int8 graph (dynamic quantization, per-channel weights).
+        #[arg(long)]
+        int8: bool,
+        /// SQuAD version the model was trained for ("1.1" or "2.0").
+        #[arg(long, default_value = "1.1")]
+        squad_version: String,
+        /// Window length the model was trained with.
+        #[arg(long, default_value_t = 384)]
+        max_seq_len: usize,
+        /// Window overlap.
+        #[arg(long, default_value_t = 128)]
+        doc_stride: usize,
+        /// Longest question in tokens.
+        #[arg(long, default_value_t = 64)]
+        max_query_len: usize,
+        /// Longest answer in tokens.
+        #[arg(long, default_value_t = 30)]
+        max_answer_len: usize,
+    },
+    /// Predict every question of a SQuAD file with a model folder (like run_qa's --do_predict);
+    /// writes the official prediction file (id -> answer), scored by `bertqa score`.
+    Predict {
+        /// Model folder (from `bertqa export`).
+        #[arg(long)]
+        model_dir: PathBuf,
+        /// SQuAD file to answer.
+        #[arg(long)]
+        data: PathBuf,
+        /// Prediction file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only the first N questions.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// v2.0 models: also write id -> null odds, for `score --na-prob-file`.
+        #[arg(long)]
+        na_prob_out: Option<PathBuf>,
+        /// Run the int8 graph.
+        #[arg(long)]
+        int8: bool,
+        /// Execution provider.
+        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+        device: DeviceKind,
+        /// Intra-op threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
@@ -41,6 +102,66 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow:
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     serde_path_to_error::deserialize(&mut de)
         .with_context(|| format!("{what} {} is not the expected JSON object", path.display()))
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_vec(value)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+struct PredictArgs {
+    model_dir: PathBuf,
+    data: PathBuf,
+    out: PathBuf,
+    limit: Option<usize>,
+    na_prob_out: Option<PathBuf>,
+    engine: EngineConfig,
+}
+
+fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let mut engine = Engine::load(&args.model_dir, &args.engine)?;
+    let manifest = engine.manifest().clone();
+    let featurizer =
+        Featurizer::from_file(&args.model_dir.join("tokenizer.json"), manifest.window)?;
+    let dataset = load_squad(&args.data)?;
+    let mut examples = dataset.examples();
+    examples.truncate(args.limit.unwrap_or(usize::MAX));
+    let with_null = manifest.allows_no_answer();
+    let config = PredictConfig {
+        decode: bertqa::decode::DecodeConfig {
+            max_answer_len: manifest.max_answer_len,
+            ..Default::default()
+        },
+        with_null,
+        ..PredictConfig::default()
+    };
+    let bar = ProgressBar::new(examples.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} windows | {per_sec} | ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let predictions = predict_examples(
+        &examples,
+        &featurizer,
+        &config,
+        |batch| engine.run(batch),
+        |n| bar.inc(n as u64),
+    )?;
+    bar.finish_and_clear();
+    let (answers, null_odds) = prediction_files(&examples, &predictions, with_null.then_some(0.0));
+    write_json(&args.out, &answers)?;
+    if let Some(path) = &args.na_prob_out {
+        write_json(path, &null_odds)?;
+    }
+    eprintln!(
+        "predicted {} questions in {:.1} s ({:.1} questions/s) with {}",
+        examples.len(),
+        started.elapsed().as_secs_f64(),
+        examples.len() as f64 / started.elapsed().as_secs_f64(),
+        engine.graph().display()
+    );
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -61,6 +182,53 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&scores)?);
             Ok(())
         }
+        Command::Export {
+            checkpoint,
+            out,
+            int8,
+            squad_version,
+            max_seq_len,
+            doc_stride,
+            max_query_len,
+            max_answer_len,
+        } => {
+            let window = WindowConfig {
+                max_seq_len,
+                doc_stride,
+                max_query_len,
+            };
+            let options = ExportOptions {
+                int8,
+                window,
+                max_answer_len,
+                squad_version,
+            };
+            for path in export_model_folder(&checkpoint, &out, &options)? {
+                eprintln!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Predict {
+            model_dir,
+            data,
+            out,
+            limit,
+            na_prob_out,
+            int8,
+            device,
+            threads,
+        } => predict(PredictArgs {
+            model_dir,
+            data,
+            out,
+            limit,
+            na_prob_out,
+            engine: EngineConfig {
+                threads,
+                device,
+                int8,
+            },
+        }),
     }
 }
 

@@ -3,6 +3,7 @@
 //! the same file.
 
 pub mod config;
+pub mod manifest;
 pub mod names;
 
 pub use config::{BertConfig, ConfigError};

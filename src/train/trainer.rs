@@ -21,9 +21,10 @@ use super::optim::{linear_schedule, AdamW};
 use super::state::{write_json, EvalRecord, RunFolder, TrainerState};
 use super::TrainError;
 use crate::batch::PaddedBatch;
+use crate::export::{export_model_folder, ExportOptions};
 use crate::features::{Featurizer, WindowConfig};
 use crate::model::BertConfig;
-use crate::squad::load_squad;
+use crate::squad::{load_squad, SquadVersion};
 
 /// What a run did, also written to `metrics.json` when it finishes.
 #[derive(Debug, Clone, Serialize)]
@@ -133,6 +134,31 @@ fn prepare(config: &TrainConfig) -> Result<Setup, TrainError> {
         stats,
         dev,
     })
+}
+
+/// Exports `best/` to the servable model folder `model/` (fp32 and int8 graphs).
+fn export_best(config: &TrainConfig, folder: &RunFolder, dev: &DevSet) -> Result<(), TrainError> {
+    let best = folder.path("best");
+    if !best.join("model.safetensors").is_file() {
+        return Ok(());
+    }
+    let options = ExportOptions {
+        int8: true,
+        window: WindowConfig {
+            max_seq_len: config.max_seq_len,
+            doc_stride: config.doc_stride,
+            max_query_len: config.max_query_len,
+        },
+        max_answer_len: 30,
+        squad_version: if dev.file.version_kind() == SquadVersion::V2 {
+            "2.0".into()
+        } else {
+            "1.1".into()
+        },
+    };
+    export_model_folder(&best, &folder.path("model"), &options)
+        .map_err(|e| TrainError::Io(format!("export of best/: {e}")))?;
+    Ok(())
 }
 
 /// Trains as configured; `stop` (set by Ctrl-C) ends the run at the next step boundary with a
@@ -330,6 +356,7 @@ pub fn train(config: &TrainConfig, stop: &AtomicBool) -> Result<TrainSummary, Tr
     };
     if finished {
         write_json(&folder.path("metrics.json"), &summary)?;
+        export_best(config, &folder, &setup.dev)?;
     }
     Ok(summary)
 }

@@ -1,0 +1,221 @@
+//! ONNX Runtime inference: one session over a model folder's graph, run on padded batches.
+//!
+//! Start-up checks turn the usual deployment mistakes into messages: the runtime library
+//! missing or too old, an incomplete model folder, a graph without the expected inputs and
+//! outputs, a CUDA provider that is not installed.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::ep::{self, ExecutionProvider};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::Tensor;
+use thiserror::Error;
+
+use crate::batch::PaddedBatch;
+use crate::model::manifest::ModelManifest;
+use crate::predict::BatchLogits;
+
+/// Why the engine could not start or run.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The ONNX Runtime shared library is missing, unloadable or too old.
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+    /// The model folder is incomplete or inconsistent.
+    #[error("model folder {path}: {message}")]
+    ModelFolder {
+        /// The folder.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A requested execution provider cannot be used.
+    #[error("execution provider: {0}")]
+    Provider(String),
+    /// Inference failed.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// Which hardware runs the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum DeviceKind {
+    /// ONNX Runtime's CPU kernels (MLAS).
+    Cpu,
+    /// The CUDA execution provider (needs the onnxruntime-gpu provider libraries).
+    Cuda,
+}
+
+/// How to start the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Intra-op threads (None: all cores).
+    pub threads: Option<usize>,
+    /// CPU or CUDA.
+    pub device: DeviceKind,
+    /// Run `model-int8.onnx` instead of `model.onnx`.
+    pub int8: bool,
+}
+
+/// A loaded graph ready to run batches.
+pub struct Engine {
+    session: Session,
+    manifest: ModelManifest,
+    graph: PathBuf,
+}
+
+/// Finds the ONNX Runtime library: `ORT_DYLIB_PATH`, else `native/onnxruntime/` beside the
+/// current directory or the executable's ancestors (the layout `setup-native.sh` makes).
+fn runtime_library() -> Result<PathBuf, EngineError> {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(EngineError::Runtime(format!(
+                "ORT_DYLIB_PATH={} does not exist (run scripts/setup-native.sh)",
+                path.display()
+            )))
+        };
+    }
+    let name = "native/onnxruntime/libonnxruntime.so.1.31.1";
+    let mut roots = vec![std::env::current_dir().unwrap_or_default()];
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    roots
+        .into_iter()
+        .map(|r| r.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            EngineError::Runtime(
+                "libonnxruntime.so not found: set ORT_DYLIB_PATH or run scripts/setup-native.sh"
+                    .into(),
+            )
+        })
+}
+
+/// The process-wide ONNX Runtime environment (ONNX Runtime allows one per process), loaded on
+/// first use; a failure is remembered so every later engine reports the same cause.
+fn runtime() -> Result<ort::environment::Environment, EngineError> {
+    static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    ENVIRONMENT
+        .get_or_init(|| {
+            let path = runtime_library().map_err(|e| e.to_string())?;
+            ort::init_from(&path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+            ort::init()
+                .with_name("bertqa")
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(EngineError::Runtime)
+}
+
+impl Engine {
+    /// Loads `model.onnx` (or `model-int8.onnx`) from a model folder, checks it, warms it up.
+    pub fn load(dir: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
+        let folder_error = |message: String| EngineError::ModelFolder {
+            path: dir.display().to_string(),
+            message,
+        };
+        let manifest = ModelManifest::load(dir).map_err(folder_error)?;
+        let file = if config.int8 {
+            "model-int8.onnx"
+        } else {
+            "model.onnx"
+        };
+        let graph = dir.join(file);
+        if !graph.is_file() {
+            return Err(folder_error(format!(
+                "{file} is missing (graphs present: {:?})",
+                manifest.graphs
+            )));
+        }
+        let env = runtime()?;
+        let threads = config
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let runtime = |e: ort::Error<_>| EngineError::Runtime(e.to_string());
+        let mut builder = Session::builder(&env)
+            .map_err(|e| EngineError::Runtime(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(runtime)?
+            .with_intra_threads(threads)
+            .map_err(runtime)?;
+        if config.device == DeviceKind::Cuda {
+            let cuda = ep::CUDA::default();
+            if !ep::CUDA::is_available().unwrap_or(false) {
+                return Err(EngineError::Provider(
+                    "CUDA requested but this ONNX Runtime has no CUDA provider: use the onnxruntime-gpu libraries (libonnxruntime_providers_cuda.so beside libonnxruntime.so)".into(),
+                ));
+            }
+            cuda.register(&mut builder).map_err(|e| {
+                EngineError::Provider(format!("CUDA provider failed to start: {e}"))
+            })?;
+        }
+        let session = builder
+            .commit_from_file(&graph)
+            .map_err(|e| folder_error(format!("{file} does not load: {e}")))?;
+        let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        if inputs != ["input_ids", "attention_mask", "token_type_ids"]
+            || outputs != ["start_logits", "end_logits"]
+        {
+            return Err(folder_error(format!(
+                "{file} has inputs {inputs:?} and outputs {outputs:?}, not a bertqa graph"
+            )));
+        }
+        let mut engine = Self {
+            session,
+            manifest,
+            graph,
+        };
+        let warm = PaddedBatch {
+            batch_size: 1,
+            seq_len: 3,
+            input_ids: vec![101, 1996, 102],
+            token_type_ids: vec![0; 3],
+            attention_mask: vec![1; 3],
+        };
+        engine.run(&warm)?;
+        Ok(engine)
+    }
+
+    /// The model folder's manifest.
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.manifest
+    }
+
+    /// The graph file in use.
+    pub fn graph(&self) -> &Path {
+        &self.graph
+    }
+
+    /// Start and end logits (row-major `[B, L]`) of a padded batch.
+    pub fn run(&mut self, batch: &PaddedBatch) -> Result<BatchLogits, EngineError> {
+        let shape = vec![batch.batch_size as i64, batch.seq_len as i64];
+        let tensor = |v: &[i64]| {
+            Tensor::from_array((shape.clone(), v.to_vec()))
+                .map_err(|e| EngineError::Inference(e.to_string()))
+        };
+        let inputs = ort::inputs![
+            "input_ids" => tensor(&batch.input_ids)?,
+            "attention_mask" => tensor(&batch.attention_mask)?,
+            "token_type_ids" => tensor(&batch.token_type_ids)?,
+        ];
+        let outputs = self
+            .session
+            .run(inputs)
+            .map_err(|e| EngineError::Inference(e.to_string()))?;
+        let extract = |name: &str| -> Result<Vec<f32>, EngineError> {
+            let (_, values) = outputs[name]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| EngineError::Inference(e.to_string()))?;
+            Ok(values.to_vec())
+        };
+        Ok((extract("start_logits")?, extract("end_logits")?))
+    }
+}

@@ -1,0 +1,109 @@
+//! Checkpoint folder (`config.json`, `model.safetensors`, `tokenizer.json`) → model folder
+//! (`model.onnx`, optional `model-int8.onnx`, `tokenizer.json`, `bertqa.json`): the one
+//! hand-off between training and serving. Used by `bertqa export` and by `finetune`.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+use crate::features::WindowConfig;
+use crate::model::manifest::ModelManifest;
+use crate::model::BertConfig;
+use crate::onnx::bert::{bert_qa_model, WeightFormat};
+use crate::onnx::weights::Weights;
+use crate::onnx::ExportError;
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Also write the int8 graph.
+    pub int8: bool,
+    /// Window geometry the model was trained with.
+    pub window: WindowConfig,
+    /// Longest answer in tokens.
+    pub max_answer_len: usize,
+    /// "1.1" or "2.0".
+    pub squad_version: String,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            int8: true,
+            window: WindowConfig::default(),
+            max_answer_len: 30,
+            squad_version: "1.1".into(),
+        }
+    }
+}
+
+fn write_error(path: &Path, e: impl std::fmt::Display) -> ExportError {
+    ExportError::Write {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Writes the model folder at `out`; returns the graph files written.
+pub fn export_model_folder(
+    checkpoint: &Path,
+    out: &Path,
+    options: &ExportOptions,
+) -> Result<Vec<PathBuf>, ExportError> {
+    let config = BertConfig::from_file(&checkpoint.join("config.json"))
+        .map_err(|e| ExportError::Checkpoint(e.to_string()))?;
+    let weights = Weights::load(&checkpoint.join("model.safetensors"))?;
+    let tokenizer = checkpoint.join("tokenizer.json");
+    let tokenizer_text = std::fs::read_to_string(&tokenizer)
+        .map_err(|e| ExportError::Checkpoint(format!("{}: {e}", tokenizer.display())))?;
+    std::fs::create_dir_all(out).map_err(|e| write_error(out, e))?;
+    let mut formats = vec![(WeightFormat::Fp32, "model.onnx")];
+    if options.int8 {
+        formats.push((WeightFormat::Int8, "model-int8.onnx"));
+    }
+    let mut written = vec![];
+    for (format, name) in &formats {
+        let model = bert_qa_model(&weights, &config, *format)?;
+        let path = out.join(name);
+        let tmp = path.with_extension("onnx.tmp");
+        std::fs::write(&tmp, model.encode_to_vec()).map_err(|e| write_error(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| write_error(&path, e))?;
+        written.push(path);
+    }
+    std::fs::write(out.join("tokenizer.json"), &tokenizer_text).map_err(|e| write_error(out, e))?;
+    let lowercase = serde_json::from_str::<serde_json::Value>(&tokenizer_text)
+        .ok()
+        .and_then(|t| t["normalizer"]["lowercase"].as_bool())
+        .unwrap_or(false);
+    let training_metrics = std::fs::read_to_string(checkpoint.join("eval.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let manifest = ModelManifest {
+        window: options.window,
+        max_answer_len: options.max_answer_len,
+        squad_version: options.squad_version.clone(),
+        lowercase,
+        graphs: formats.iter().map(|(_, n)| (*n).to_string()).collect(),
+        training_metrics,
+    };
+    let manifest_path = out.join("bertqa.json");
+    let text =
+        serde_json::to_string_pretty(&manifest).map_err(|e| write_error(&manifest_path, e))?;
+    std::fs::write(&manifest_path, text + "\n").map_err(|e| write_error(&manifest_path, e))?;
+    Ok(written)
+}
+
+/// Writes a randomly initialised checkpoint folder for `config` with `tokenizer`: the stand-in
+/// model of engine and server tests, so they need no trained weights.
+pub fn write_random_checkpoint(
+    dir: &Path,
+    config: &BertConfig,
+    tokenizer: &Path,
+    seed: u64,
+) -> Result<(), ExportError> {
+    std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
+    let json = serde_json::to_string_pretty(config).map_err(|e| write_error(dir, e))?;
+    std::fs::write(dir.join("config.json"), json).map_err(|e| write_error(dir, e))?;
+    std::fs::copy(tokenizer, dir.join("tokenizer.json")).map_err(|e| write_error(tokenizer, e))?;
+    Weights::random(config, seed).save(&dir.join("model.safetensors"))
+}

@@ -1,0 +1,26 @@
+//! ONNX export written in Rust (libtorch has no exporter): protobuf messages, a graph builder,
+//! the BERT-QA graph (fp32 or int8 weights) and the checkpoint reader.
+
+pub mod bert;
+pub mod graph;
+pub mod proto;
+pub mod quantize;
+pub mod weights;
+
+use thiserror::Error;
+
+/// Why a checkpoint could not be exported.
+#[derive(Debug, Error)]
+pub enum ExportError {
+    /// Missing, unreadable or inconsistent checkpoint files.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// Writing the model folder failed.
+    #[error("cannot write {path}: {message}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The OS's message.
+        message: String,
+    },
+}

@@ -1,0 +1,158 @@
+//! The exported graphs run in ONNX Runtime: shapes, padding invariance, int8 close to fp32, and
+//! clear errors for broken model folders. A tiny random model is exported at test time.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use bertqa::batch::PaddedBatch;
+use bertqa::engine::{DeviceKind, Engine, EngineConfig, EngineError};
+use bertqa::export::{export_model_folder, write_random_checkpoint, ExportOptions};
+use bertqa::features::{Featurizer, WindowConfig};
+use bertqa::model::BertConfig;
+
+fn cpu(int8: bool) -> EngineConfig {
+    EngineConfig {
+        threads: Some(1),
+        device: DeviceKind::Cpu,
+        int8,
+    }
+}
+
+/// A random tiny checkpoint exported to a model folder under `dir`.
+fn tiny_model_folder(dir: &Path) -> PathBuf {
+    let checkpoint = dir.join("checkpoint");
+    let mut config = BertConfig::tiny(30522);
+    (
+        config.hidden_size,
+        config.num_attention_heads,
+        config.intermediate_size,
+    ) = (64, 4, 128);
+    config.initializer_range = 0.2;
+    write_random_checkpoint(
+        &checkpoint,
+        &config,
+        &common::pretrained_dir().join("tokenizer.json"),
+        3,
+    )
+    .unwrap();
+    let out = dir.join("model");
+    let written = export_model_folder(&checkpoint, &out, &ExportOptions::default()).unwrap();
+    assert_eq!(written.len(), 2);
+    out
+}
+
+fn windows_batch(featurizer: &Featurizer) -> Vec<bertqa::features::Window> {
+    let pairs = [
+        ("Who won?", "The Denver Broncos won Super Bowl 50."),
+        ("Where was it played?", "Super Bowl 50 was played at Levi's Stadium in the San Francisco Bay Area at Santa Clara, California, on February 7, 2016."),
+        ("When?", "In 2016."),
+    ];
+    pairs
+        .iter()
+        .flat_map(|(q, c)| featurizer.windows(q, c).unwrap())
+        .collect()
+}
+
+#[test]
+fn fp32_and_int8_graphs_run_padding_invariant_and_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = tiny_model_folder(dir.path());
+    let featurizer =
+        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
+    let windows = windows_batch(&featurizer);
+    let refs: Vec<_> = windows.iter().collect();
+    let batch = PaddedBatch::from_windows(&refs, 0);
+    let mut fp32 = Engine::load(&folder, &cpu(false)).unwrap();
+    let (start, end) = fp32.run(&batch).unwrap();
+    assert_eq!(
+        (start.len(), end.len()),
+        (batch.padded_tokens(), batch.padded_tokens())
+    );
+    assert!(start.iter().chain(&end).all(|v| v.is_finite()));
+    let spread = start.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(spread > 0.1, "logits carry signal ({spread})");
+
+    // Each window alone (no padding) gives the same logits on its real tokens.
+    for (row, w) in windows.iter().enumerate() {
+        let (alone, _) = fp32.run(&PaddedBatch::from_windows(&[w], 0)).unwrap();
+        let padded = &start[row * batch.seq_len..row * batch.seq_len + w.len()];
+        let diff = alone
+            .iter()
+            .zip(padded)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            diff < 1e-4,
+            "window {row}: padding changed logits by {diff}"
+        );
+    }
+
+    let mut int8 = Engine::load(&folder, &cpu(true)).unwrap();
+    let (start8, _) = int8.run(&batch).unwrap();
+    let real: Vec<(f32, f32)> = start
+        .iter()
+        .zip(&start8)
+        .zip(&batch.attention_mask)
+        .filter(|(_, &m)| m == 1)
+        .map(|((a, b), _)| (*a, *b))
+        .collect();
+    let corr = correlation(&real);
+    assert!(corr > 0.97, "int8 vs fp32 logit correlation {corr}");
+}
+
+fn correlation(pairs: &[(f32, f32)]) -> f64 {
+    let n = pairs.len() as f64;
+    let (ma, mb) = pairs.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + f64::from(*x) / n, b + f64::from(*y) / n)
+    });
+    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (x, y) in pairs {
+        let (dx, dy) = (f64::from(*x) - ma, f64::from(*y) - mb);
+        cov += dx * dy;
+        va += dx * dx;
+        vb += dy * dy;
+    }
+    cov / (va * vb).sqrt()
+}
+
+#[test]
+fn broken_model_folders_are_named_and_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = tiny_model_folder(dir.path());
+    let error = |path: &Path, int8: bool| match Engine::load(path, &cpu(int8)) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e,
+    };
+    let missing = error(&dir.path().join("nowhere"), false);
+    assert!(
+        matches!(missing, EngineError::ModelFolder { .. })
+            && missing.to_string().contains("bertqa.json"),
+        "{missing}"
+    );
+
+    std::fs::remove_file(folder.join("model-int8.onnx")).unwrap();
+    let no_int8 = error(&folder, true);
+    assert!(
+        no_int8.to_string().contains("model-int8.onnx is missing"),
+        "{no_int8}"
+    );
+
+    std::fs::write(folder.join("model.onnx"), b"not a graph").unwrap();
+    let garbage = error(&folder, false);
+    assert!(garbage.to_string().contains("does not load"), "{garbage}");
+}
+
+#[test]
+fn cuda_without_its_provider_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = tiny_model_folder(dir.path());
+    let config = EngineConfig {
+        threads: Some(1),
+        device: DeviceKind::Cuda,
+        int8: false,
+    };
+    let Err(err) = Engine::load(&folder, &config) else {
+        panic!("CUDA loaded on a CPU-only runtime")
+    };
+    assert!(matches!(err, EngineError::Provider(_)), "{err}");
+}
