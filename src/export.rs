@@ -16,8 +16,8 @@ use crate::onnx::ExportError;
 /// What to export.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
-    /// Also write the int8 graph.
-    pub int8: bool,
+    /// Also write an int8 graph (`model-int8.onnx`) in this format.
+    pub int8: Option<WeightFormat>,
     /// Window geometry the model was trained with.
     pub window: WindowConfig,
     /// Longest answer in tokens.
@@ -29,7 +29,7 @@ pub struct ExportOptions {
 impl Default for ExportOptions {
     fn default() -> Self {
         Self {
-            int8: true,
+            int8: Some(WeightFormat::Int8),
             window: WindowConfig::default(),
             max_answer_len: 30,
             squad_version: "1.1".into(),
@@ -58,8 +58,8 @@ pub fn export_model_folder(
         .map_err(|e| ExportError::Checkpoint(format!("{}: {e}", tokenizer.display())))?;
     std::fs::create_dir_all(out).map_err(|e| write_error(out, e))?;
     let mut formats = vec![(WeightFormat::Fp32, "model.onnx")];
-    if options.int8 {
-        formats.push((WeightFormat::Int8, "model-int8.onnx"));
+    if let Some(format) = options.int8 {
+        formats.push((format, "model-int8.onnx"));
     }
     let mut written = vec![];
     for (format, name) in &formats {

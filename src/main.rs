@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use bertqa::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::export::{export_model_folder, ExportOptions};
 use bertqa::features::{Featurizer, WindowConfig};
+use bertqa::onnx::bert::WeightFormat;
 use bertqa::predict::{predict_examples, prediction_files, PredictConfig};
 use bertqa::squad::{load_squad, metrics};
 
@@ -50,6 +51,9 @@ enum Command {
         /// Also write the int8 graph (dynamic quantization, per-channel weights).
         #[arg(long)]
         int8: bool,
+        /// Which dense layers the int8 graph quantizes.
+        #[arg(long, value_enum, default_value_t = WeightFormat::Int8)]
+        int8_mode: WeightFormat,
         /// SQuAD version the model was trained for ("1.1" or "2.0").
         #[arg(long, default_value = "1.1")]
         squad_version: String,
@@ -186,6 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             checkpoint,
             out,
             int8,
+            int8_mode,
             squad_version,
             max_seq_len,
             doc_stride,
@@ -197,8 +202,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 doc_stride,
                 max_query_len,
             };
+            if int8_mode == WeightFormat::Fp32 {
+                anyhow::bail!("--int8-mode must be int8 or int8-mixed");
+            }
             let options = ExportOptions {
-                int8,
+                int8: int8.then_some(int8_mode),
                 window,
                 max_answer_len,
                 squad_version,

@@ -116,6 +116,38 @@ fn correlation(pairs: &[(f32, f32)]) -> f64 {
 }
 
 #[test]
+fn mixed_int8_keeps_the_feed_forward_down_projection_in_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = tiny_model_folder(dir.path());
+    let checkpoint = dir.path().join("checkpoint");
+    let mixed = dir.path().join("mixed");
+    let options = ExportOptions {
+        int8: Some(bertqa::onnx::bert::WeightFormat::Int8Mixed),
+        ..ExportOptions::default()
+    };
+    export_model_folder(&checkpoint, &mixed, &options).unwrap();
+    let size = |p: PathBuf| std::fs::metadata(p).unwrap().len();
+    let (all, part, fp32) = (
+        size(folder.join("model-int8.onnx")),
+        size(mixed.join("model-int8.onnx")),
+        size(folder.join("model.onnx")),
+    );
+    assert!(
+        all < part && part < fp32,
+        "sizes: int8 {all}, mixed {part}, fp32 {fp32}"
+    );
+    let featurizer =
+        Featurizer::from_file(&mixed.join("tokenizer.json"), WindowConfig::default()).unwrap();
+    let windows = windows_batch(&featurizer);
+    let refs: Vec<_> = windows.iter().collect();
+    let (start, _) = Engine::load(&mixed, &cpu(true))
+        .unwrap()
+        .run(&PaddedBatch::from_windows(&refs, 0))
+        .unwrap();
+    assert!(start.iter().all(|v| v.is_finite()));
+}
+
+#[test]
 fn broken_model_folders_are_named_and_explained() {
     let dir = tempfile::tempdir().unwrap();
     let folder = tiny_model_folder(dir.path());

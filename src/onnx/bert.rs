@@ -17,12 +17,16 @@ use super::ExportError;
 use crate::model::BertConfig;
 
 /// How dense-layer weights are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum WeightFormat {
     /// fp32 MatMul + bias.
     Fp32,
-    /// int8 per-column weights, `DynamicQuantizeMatMul`.
+    /// int8 per-column weights, `DynamicQuantizeMatMul`, in every encoder dense layer: fastest.
     Int8,
+    /// int8 except each layer's feed-forward down projection, whose GELU inputs have outliers
+    /// that per-tensor activation quantization handles badly: closer to fp32, ~20% slower
+    /// (measured in bench/RESULTS.md and the export issue's note).
+    Int8Mixed,
 }
 
 struct Builder<'w> {
@@ -56,7 +60,7 @@ impl Builder<'_> {
                 let product = self.g.node("MatMul", &[x, &wt], vec![]);
                 Ok(self.g.node("Add", &[&product, &bias], vec![]))
             }
-            WeightFormat::Int8 => {
+            WeightFormat::Int8 | WeightFormat::Int8Mixed => {
                 let q = quantize_columns(&w.data, out, inp);
                 let values =
                     self.g
@@ -167,7 +171,12 @@ impl Builder<'_> {
         );
         let inner = self.dense(&hidden, &format!("{p}intermediate.dense"), i, h, format)?;
         let inner = self.g.contrib("Gelu", &[&inner], vec![]);
-        let out = self.dense(&inner, &format!("{p}output.dense"), h, i, format)?;
+        let down = if format == WeightFormat::Int8Mixed {
+            WeightFormat::Fp32
+        } else {
+            format
+        };
+        let out = self.dense(&inner, &format!("{p}output.dense"), h, i, down)?;
         let (gamma, beta) = self.norm_params(&format!("{p}output.LayerNorm"))?;
         Ok(self.g.contrib(
             "SkipLayerNormalization",

@@ -143,7 +143,7 @@ fn export_best(config: &TrainConfig, folder: &RunFolder, dev: &DevSet) -> Result
         return Ok(());
     }
     let options = ExportOptions {
-        int8: true,
+        int8: Some(crate::onnx::bert::WeightFormat::Int8),
         window: WindowConfig {
             max_seq_len: config.max_seq_len,
             doc_stride: config.doc_stride,

@@ -1,0 +1,132 @@
+//! The `bertqa` command line end to end: export a checkpoint, predict a SQuAD file with the
+//! exported graph, score the predictions; and its error messages.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use bertqa::export::write_random_checkpoint;
+use bertqa::model::BertConfig;
+use bertqa::squad::load_squad;
+
+fn bertqa(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bertqa"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .unwrap()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn failed_with(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains(needle),
+        "expected failure with '{needle}', got: {stderr}"
+    );
+}
+
+#[test]
+fn export_then_predict_then_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("checkpoint");
+    write_random_checkpoint(
+        &checkpoint,
+        &BertConfig::tiny(30522),
+        &common::pretrained_dir().join("tokenizer.json"),
+        1,
+    )
+    .unwrap();
+    let model = dir.path().join("model");
+    ok(&bertqa(&[
+        &"export",
+        &"--checkpoint",
+        &checkpoint,
+        &"--out",
+        &model,
+        &"--int8",
+        &"--int8-mode",
+        &"int8-mixed",
+    ]));
+    for file in [
+        "model.onnx",
+        "model-int8.onnx",
+        "tokenizer.json",
+        "bertqa.json",
+    ] {
+        assert!(model.join(file).is_file(), "{file}");
+    }
+    let data = common::squad_dir().join("dev-v1.1.json.gz");
+    let preds = dir.path().join("preds.json");
+    ok(&bertqa(&[
+        &"predict",
+        &"--model-dir",
+        &model,
+        &"--data",
+        &data,
+        &"--limit",
+        &"12",
+        &"--out",
+        &preds,
+        &"--int8",
+    ]));
+    let predictions: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&preds).unwrap()).unwrap();
+    assert_eq!(predictions.len(), 12);
+    let dataset = load_squad(&data).unwrap();
+    let subset = dir.path().join("subset.json");
+    std::fs::write(&subset, serde_json::to_vec(&dataset.truncated(12)).unwrap()).unwrap();
+    let scores: serde_json::Value =
+        serde_json::from_str(&ok(&bertqa(&[&"score", &subset, &preds]))).unwrap();
+    let f1 = scores["f1"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&f1), "{scores}");
+}
+
+#[test]
+fn bad_paths_and_options_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("nowhere");
+    let data = common::squad_dir().join("dev-v1.1.json.gz");
+    failed_with(
+        &bertqa(&[
+            &"predict",
+            &"--model-dir",
+            &nowhere,
+            &"--data",
+            &data,
+            &"--out",
+            &dir.path().join("p.json"),
+        ]),
+        "bertqa.json",
+    );
+    failed_with(
+        &bertqa(&[
+            &"export",
+            &"--checkpoint",
+            &nowhere,
+            &"--out",
+            &dir.path().join("m"),
+        ]),
+        "config.json",
+    );
+    failed_with(
+        &bertqa(&[
+            &"export",
+            &"--checkpoint",
+            &nowhere,
+            &"--out",
+            &nowhere,
+            &"--int8",
+            &"--int8-mode",
+            &"fp32",
+        ]),
+        "--int8-mode",
+    );
+}
