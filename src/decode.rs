@@ -244,19 +244,10 @@ fn extend_over_marks(context: &str, index: &CharIndex, end: usize) -> usize {
 mod tests {
     use super::*;
 
-    fn window(spans: &[Option<(usize, usize)>]) -> Window {
-        Window {
-            input_ids: vec![1; spans.len()],
-            token_type_ids: vec![0; spans.len()],
-            context_spans: spans.to_vec(),
-            cls_index: 0,
-        }
-    }
-
     #[test]
     fn best_span_is_the_highest_valid_start_plus_end() {
         let context = "Denver Broncos won";
-        let w = window(&[
+        let w = Window::with_spans(&[
             None,
             None,
             Some((0, 6)),
@@ -282,8 +273,8 @@ mod tests {
     #[test]
     fn spans_seen_by_two_windows_are_kept_once() {
         let context = "ab cd";
-        let w1 = window(&[None, Some((0, 2)), Some((3, 5))]);
-        let w2 = window(&[None, Some((3, 5))]);
+        let w1 = Window::with_spans(&[None, Some((0, 2)), Some((3, 5))]);
+        let w2 = Window::with_spans(&[None, Some((3, 5))]);
         let (s1, e1) = ([0.0, 1.0, 3.0], [0.0, 1.0, 3.0]);
         let (s2, e2) = ([9.0, 2.0], [9.0, 2.0]);
         let logits = [
@@ -311,7 +302,7 @@ mod tests {
     #[test]
     fn answers_keep_combining_marks_and_respect_max_length() {
         let context = "cafe\u{301} x";
-        let w = window(&[None, Some((0, 4)), Some((6, 7))]);
+        let w = Window::with_spans(&[None, Some((0, 4)), Some((6, 7))]);
         let (s, e) = ([0.0, 5.0, 0.0], [0.0, 5.0, 9.0]);
         let logits = [WindowLogits { start: &s, end: &e }];
         let config = DecodeConfig {

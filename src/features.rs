@@ -246,6 +246,20 @@ fn to_window(encoding: &Encoding) -> Window {
 }
 
 #[cfg(test)]
+impl Window {
+    /// A window with these context spans and `[CLS]` at 0, for tests of span logic (ids and
+    /// segment ids do not matter to it).
+    pub(crate) fn with_spans(spans: &[Option<(usize, usize)>]) -> Self {
+        Window {
+            input_ids: vec![1; spans.len()],
+            token_type_ids: vec![0; spans.len()],
+            context_spans: spans.to_vec(),
+            cls_index: 0,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -266,19 +280,10 @@ mod tests {
         assert!(zero.validate(3).is_err());
     }
 
-    fn window(spans: &[Option<(usize, usize)>]) -> Window {
-        Window {
-            input_ids: vec![0; spans.len()],
-            token_type_ids: vec![0; spans.len()],
-            context_spans: spans.to_vec(),
-            cls_index: 0,
-        }
-    }
-
     #[test]
     fn labels_point_at_answer_tokens_or_cls() {
         // [CLS] q [SEP] "ab" "cd" "ef" [SEP] over context "ab cd ef"
-        let w = window(&[
+        let w = Window::with_spans(&[
             None,
             None,
             None,
@@ -292,6 +297,9 @@ mod tests {
         assert_eq!(w.label(Some((4, 7))), (4, 5));
         assert_eq!(w.label(Some((6, 9))), (0, 0));
         assert_eq!(w.label(None), (0, 0));
-        assert_eq!(window(&[None, None]).label(Some((0, 1))), (0, 0));
+        assert_eq!(
+            Window::with_spans(&[None, None]).label(Some((0, 1))),
+            (0, 0)
+        );
     }
 }

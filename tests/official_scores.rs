@@ -65,6 +65,15 @@ fn prediction_sets(dataset: &SquadFile) -> Sets {
     }
 }
 
+/// Runs `bertqa score DATA PREDS`.
+fn score_command(data: &std::path::Path, preds: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bertqa"))
+        .arg("score")
+        .args([data, preds])
+        .output()
+        .unwrap()
+}
+
 fn reference() -> Value {
     let text = std::fs::read_to_string(common::fixture("official-scores.json")).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -169,11 +178,7 @@ fn score_command_prints_the_official_json() {
 
     // A v2.0 file with missing predictions is refused with a message, not a crash.
     std::fs::write(&preds, serde_json::to_vec(&sets.by_name[3].1).unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bertqa"))
-        .arg("score")
-        .args([&data, &preds])
-        .output()
-        .unwrap();
+    let out = score_command(&data, &preds);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -193,11 +198,7 @@ fn score_command_reports_bad_files_clearly() {
     )
     .unwrap();
     std::fs::write(&preds, "{}").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bertqa"))
-        .arg("score")
-        .args([&data, &preds])
-        .output()
-        .unwrap();
+    let out = score_command(&data, &preds);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -206,11 +207,7 @@ fn score_command_reports_bad_files_clearly() {
     );
     std::fs::write(&data, r#"{"version": "1.1", "data": []}"#).unwrap();
     std::fs::write(&preds, r#"{"q": 3}"#).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bertqa"))
-        .arg("score")
-        .args([&data, &preds])
-        .output()
-        .unwrap();
+    let out = score_command(&data, &preds);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("prediction file"),
