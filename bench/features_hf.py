@@ -35,7 +35,7 @@ def main():
                 enc["offset_mapping"][j] = [o if seq[k] == 1 else None for k, o in enumerate(enc["offset_mapping"][j])]
             windows += len(enc["input_ids"])
         best = min(best, time.perf_counter() - start)
-    print("hf-features: %d questions, %d windows | best of 3: %.2f s = %.0f questions/s, %.0f windows/s"
+    print("hf-features: %d questions, %d windows; best of 3: %.2f s = %.0f questions/s, %.0f windows/s"
           % (len(questions), windows, best, len(questions) / best, windows / best))
 
 

@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
         best = best.min(start.elapsed().as_secs_f64());
     }
     println!(
-        "features: {} questions, {} windows | load+parse {:.2} s | best of 3: {:.2} s = {:.0} questions/s, {:.0} windows/s (1 thread)",
+        "features: {} questions, {} windows; load+parse {:.2} s; best of 3: {:.2} s = {:.0} questions/s, {:.0} windows/s (1 thread)",
         examples.len(),
         windows,
         load_s,

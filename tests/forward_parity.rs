@@ -47,6 +47,7 @@ fn fp32_logits_match_hugging_face() {
     let (start, end) = tch::no_grad(|| model.forward_t(ids, types, mask, false));
     let d_start = max_diff_on_real_tokens(&start, &f["start_logits"], mask);
     let d_end = max_diff_on_real_tokens(&end, &f["end_logits"], mask);
+    eprintln!("padded batch: max |ours - HF| start {d_start:e}, end {d_end:e}");
     assert!(
         d_start <= 1e-4 && d_end <= 1e-4,
         "padded batch: start {d_start}, end {d_end}"

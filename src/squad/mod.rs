@@ -2,6 +2,7 @@
 
 pub mod load;
 pub mod metrics;
+pub mod normalize;
 pub mod schema;
 
 pub use load::{load_squad, parse_squad, LoadError};
