@@ -1,6 +1,7 @@
 //! Inference throughput of the exported graphs in ONNX Runtime (windows/s) at batch 1/8/32 ×
 //! sequence 128/256/384, for `scripts/bench-engine.sh`, which runs the HF torch peers on the
-//! same weights and shapes. Model folder: `$BERTQA_BENCH_MODEL`.
+//! same weights and shapes. Model folder: `$BERTQA_BENCH_MODEL`; row label prefix:
+//! `$BERTQA_BENCH_LABEL` (default "ort").
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,7 +25,9 @@ fn batch(size: usize, len: usize) -> PaddedBatch {
 
 fn main() -> anyhow::Result<()> {
     let folder = PathBuf::from(std::env::var("BERTQA_BENCH_MODEL")?);
-    for (name, int8) in [("ort-fp32", false), ("ort-int8", true)] {
+    let label = std::env::var("BERTQA_BENCH_LABEL").unwrap_or_else(|_| "ort".into());
+    for (kind, int8) in [("fp32", false), ("int8", true)] {
+        let name = format!("{label}-{kind}");
         let mut engine = Engine::load(
             &folder,
             &EngineConfig {

@@ -24,16 +24,18 @@ save_file({k: v.contiguous() for k, v in weights.items()}, d + "/model.safetenso
 PY
 fi
 cargo run --quiet --release -- export --checkpoint "$checkpoint" --out "$work/model" --int8 2>/dev/null
+cargo run --quiet --release -- export --checkpoint "$checkpoint" --out "$work/fused" --int8 --ops fused 2>/dev/null
 ours="$(BERTQA_BENCH_MODEL="$work/model" cargo bench --quiet --bench engine 2>/dev/null | grep '^ort-')"
+fused="$(BERTQA_BENCH_MODEL="$work/fused" BERTQA_BENCH_LABEL=ort-fused cargo bench --quiet --bench engine 2>/dev/null | grep '^ort-fused-')"
 hf="$("$python" bench/engine_hf.py "$checkpoint" 2>/dev/null | grep '^hf-')"
-table="$(printf '%s\n%s\n' "$ours" "$hf" | python3 -c '
+table="$(printf '%s\n%s\n%s\n' "$ours" "$fused" "$hf" | python3 -c '
 import re, sys
 rows = {}
 for line in sys.stdin:
     m = re.match(r"(\S+) b=(\d+) L=(\d+): ([\d.]+)", line)
     if m:
         rows.setdefault((int(m[2]), int(m[3])), {})[m[1]] = float(m[4])
-names = ["ort-fp32", "ort-int8", "hf-torch-fp32", "hf-torch-bf16"]
+names = ["ort-fp32", "ort-int8", "ort-fused-fp32", "ort-fused-int8", "hf-torch-fp32", "hf-torch-bf16"]
 print("| batch x seq | " + " | ".join(names) + " | int8 / best HF |")
 print("| --- | " + " | ".join("---" for _ in names) + " | --- |")
 for (b, l), r in sorted(rows.items()):
@@ -43,6 +45,9 @@ for (b, l), r in sorted(rows.items()):
 section="$(cat <<MD
 <!-- engine:begin -->
 ## Inference (windows/s; all-MiniLM-L6-v2 + QA head, every token real)
+
+\`ort-*\`: our default graph (standard ops, fused by ONNX Runtime's optimizer); \`ort-fused-*\`: the
+same model written with ORT's contrib kernels (\`bertqa export --ops fused\`).
 
 Measured $(date -u +%Y-%m-%d) on $(nproc) cores of "$(lscpu | sed -n 's/^Model name: *//p')" by \`scripts/bench-engine.sh\`
 (ONNX Runtime 1.31.1 with all cores; torch $("$python" -c 'import torch; print(torch.__version__)') with its default threads).

@@ -9,7 +9,7 @@ use prost::Message;
 use crate::features::WindowConfig;
 use crate::model::manifest::ModelManifest;
 use crate::model::BertConfig;
-use crate::onnx::bert::{bert_qa_model, WeightFormat};
+use crate::onnx::bert::{bert_qa_model, OpStyle, WeightFormat};
 use crate::onnx::weights::Weights;
 use crate::onnx::ExportError;
 
@@ -18,6 +18,8 @@ use crate::onnx::ExportError;
 pub struct ExportOptions {
     /// Also write an int8 graph (`model-int8.onnx`) in this format.
     pub int8: Option<WeightFormat>,
+    /// Fused ONNX Runtime kernels or standard primitives.
+    pub ops: OpStyle,
     /// Window geometry the model was trained with.
     pub window: WindowConfig,
     /// Longest answer in tokens.
@@ -30,6 +32,7 @@ impl Default for ExportOptions {
     fn default() -> Self {
         Self {
             int8: Some(WeightFormat::Int8),
+            ops: OpStyle::Primitive,
             window: WindowConfig::default(),
             max_answer_len: 30,
             squad_version: "1.1".into(),
@@ -63,7 +66,7 @@ pub fn export_model_folder(
     }
     let mut written = vec![];
     for (format, name) in &formats {
-        let model = bert_qa_model(&weights, &config, *format)?;
+        let model = bert_qa_model(&weights, &config, *format, options.ops)?;
         let path = out.join(name);
         let tmp = path.with_extension("onnx.tmp");
         std::fs::write(&tmp, model.encode_to_vec()).map_err(|e| write_error(&tmp, e))?;

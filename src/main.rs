@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use bertqa::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::export::{export_model_folder, ExportOptions};
 use bertqa::features::{Featurizer, WindowConfig};
-use bertqa::onnx::bert::WeightFormat;
+use bertqa::onnx::bert::{OpStyle, WeightFormat};
 use bertqa::predict::{predict_examples, prediction_files, PredictConfig};
 use bertqa::squad::{load_squad, metrics};
 
@@ -54,6 +54,9 @@ enum Command {
         /// Which dense layers the int8 graph quantizes.
         #[arg(long, value_enum, default_value_t = WeightFormat::Int8)]
         int8_mode: WeightFormat,
+        /// Operators of the graph: ONNX Runtime's fused kernels, or portable primitives.
+        #[arg(long, value_enum, default_value_t = OpStyle::Primitive)]
+        ops: OpStyle,
         /// SQuAD version the model was trained for ("1.1" or "2.0").
         #[arg(long, default_value = "1.1")]
         squad_version: String,
@@ -191,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             int8,
             int8_mode,
+            ops,
             squad_version,
             max_seq_len,
             doc_stride,
@@ -207,6 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let options = ExportOptions {
                 int8: int8.then_some(int8_mode),
+                ops,
                 window,
                 max_answer_len,
                 squad_version,

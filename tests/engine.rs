@@ -148,6 +148,44 @@ fn mixed_int8_keeps_the_feed_forward_down_projection_in_fp32() {
 }
 
 #[test]
+fn primitive_ops_graph_computes_what_the_fused_graph_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let primitive = tiny_model_folder(dir.path());
+    let fused = dir.path().join("fused");
+    let options = ExportOptions {
+        ops: bertqa::onnx::bert::OpStyle::Fused,
+        ..ExportOptions::default()
+    };
+    export_model_folder(&dir.path().join("checkpoint"), &fused, &options).unwrap();
+    let featurizer =
+        Featurizer::from_file(&fused.join("tokenizer.json"), WindowConfig::default()).unwrap();
+    let windows = windows_batch(&featurizer);
+    let refs: Vec<_> = windows.iter().collect();
+    let batch = PaddedBatch::from_windows(&refs, 0);
+    for int8 in [false, true] {
+        let (a, _) = Engine::load(&fused, &cpu(int8))
+            .unwrap()
+            .run(&batch)
+            .unwrap();
+        let (b, _) = Engine::load(&primitive, &cpu(int8))
+            .unwrap()
+            .run(&batch)
+            .unwrap();
+        let worst = a
+            .iter()
+            .zip(&b)
+            .zip(&batch.attention_mask)
+            .filter(|(_, &m)| m == 1)
+            .fold(0.0f32, |w, ((x, y), _)| w.max((x - y).abs()));
+        let tolerance = if int8 { 0.05 } else { 1e-4 };
+        assert!(
+            worst <= tolerance,
+            "int8={int8}: fused vs primitive differ by {worst}"
+        );
+    }
+}
+
+#[test]
 fn broken_model_folders_are_named_and_explained() {
     let dir = tempfile::tempdir().unwrap();
     let folder = tiny_model_folder(dir.path());

@@ -2,14 +2,13 @@
 //! step): inputs `input_ids`, `attention_mask`, `token_type_ids` (int64 `[batch, sequence]`),
 //! outputs `start_logits`, `end_logits` (float `[batch, sequence]`).
 //!
-//! It is written directly in the fused forms ONNX Runtime's CPU kernels run fastest:
-//! `MultiHeadAttention` (one kernel for scores, mask, softmax and context),
-//! `SkipLayerNormalization` (residual add + LayerNorm) and erf `Gelu` from the `com.microsoft`
-//! domain. With int8 weights every dense layer of the encoder becomes `DynamicQuantizeMatMul`
-//! (per-column int8 weights, activations quantized per batch by the kernel); the embeddings,
-//! LayerNorms and the 2-wide QA head stay fp32.
+//! Two operator styles ([`OpStyle`]): standard primitives that ONNX Runtime's optimizer fuses
+//! (the default, measured faster), or its contrib kernels written directly. With int8 weights
+//! every dense layer of the encoder becomes `DynamicQuantizeMatMul` (per-column int8 weights,
+//! activations quantized per batch by the kernel); the embeddings, LayerNorms and the 2-wide QA
+//! head stay fp32.
 
-use super::graph::{attr_float, attr_int, tensor_value, GraphBuilder};
+use super::graph::{attr_float, attr_int, attr_ints, tensor_value, GraphBuilder};
 use super::proto::{data_type, ModelProto, OperatorSetIdProto, StringStringEntryProto};
 use super::quantize::{quantize_columns, transpose};
 use super::weights::Weights;
@@ -29,10 +28,24 @@ pub enum WeightFormat {
     Int8Mixed,
 }
 
+/// Which operators express attention, residual LayerNorm and GELU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum OpStyle {
+    /// Standard opset-17 primitives (MatMul/Softmax attention, Add + LayerNormalization, Erf
+    /// GELU) that ONNX Runtime's optimizer fuses itself: the default, as it measured as fast in
+    /// fp32 and up to 1.6x faster in int8 than `Fused` (bench/RESULTS.md), and it is portable
+    /// to other ONNX runtimes.
+    Primitive,
+    /// ONNX Runtime's contrib kernels written directly (`MultiHeadAttention`,
+    /// `SkipLayerNormalization`, `Gelu`).
+    Fused,
+}
+
 struct Builder<'w> {
     g: GraphBuilder,
     weights: &'w Weights,
     config: &'w BertConfig,
+    style: OpStyle,
 }
 
 impl Builder<'_> {
@@ -139,6 +152,111 @@ impl Builder<'_> {
         ))
     }
 
+    /// The attention mask in the form the attention operator takes: int32 `[B, L]` for the fused
+    /// kernel, an additive float `[B, 1, 1, L]` (0 or -10000) for primitives.
+    fn mask(&mut self) -> String {
+        match self.style {
+            OpStyle::Fused => self.g.node(
+                "Cast",
+                &["attention_mask"],
+                vec![attr_int("to", i64::from(data_type::INT32))],
+            ),
+            OpStyle::Primitive => {
+                let mask = self.g.node(
+                    "Cast",
+                    &["attention_mask"],
+                    vec![attr_int("to", i64::from(data_type::FLOAT))],
+                );
+                let one = self.g.float_tensor("const_one_f", &[], &[1.0]);
+                let penalty = self.g.float_tensor("const_mask_penalty", &[], &[-10000.0]);
+                let masked = self.g.node("Sub", &[&one, &mask], vec![]);
+                let additive = self.g.node("Mul", &[&masked, &penalty], vec![]);
+                let axes = self.g.int64_tensor("mask_axes", &[2], &[1, 2]);
+                self.g.node("Unsqueeze", &[&additive, &axes], vec![])
+            }
+        }
+    }
+
+    /// Multi-head scaled dot-product attention of projected `q`, `k`, `v` (`[B, L, H]`).
+    fn attention(&mut self, q: &str, k: &str, v: &str, mask: &str) -> String {
+        let heads = self.config.num_attention_heads as i64;
+        if self.style == OpStyle::Fused {
+            return self.g.contrib(
+                "MultiHeadAttention",
+                &[q, k, v, "", mask],
+                vec![attr_int("num_heads", heads)],
+            );
+        }
+        let head_dim = self.config.head_dim() as i64;
+        let split = self
+            .g
+            .int64_const("heads_shape", &[4], &[0, 0, heads, head_dim]);
+        let merged = self
+            .g
+            .int64_const("merged_shape", &[3], &[0, 0, heads * head_dim]);
+        let to_heads = |b: &mut Self, x: &str, perm: &[i64]| {
+            let r = b.g.node("Reshape", &[x, &split], vec![]);
+            b.g.node("Transpose", &[&r], vec![attr_ints("perm", perm)])
+        };
+        let q = to_heads(self, q, &[0, 2, 1, 3]);
+        let k = to_heads(self, k, &[0, 2, 3, 1]);
+        let v = to_heads(self, v, &[0, 2, 1, 3]);
+        let scale = self
+            .g
+            .float_const("attention_scale", &[], &[1.0 / (head_dim as f32).sqrt()]);
+        let scores = self.g.node("MatMul", &[&q, &k], vec![]);
+        let scores = self.g.node("Mul", &[&scores, &scale], vec![]);
+        let scores = self.g.node("Add", &[&scores, mask], vec![]);
+        let probs = self
+            .g
+            .node("Softmax", &[&scores], vec![attr_int("axis", -1)]);
+        let context = self.g.node("MatMul", &[&probs, &v], vec![]);
+        let context = self.g.node(
+            "Transpose",
+            &[&context],
+            vec![attr_ints("perm", &[0, 2, 1, 3])],
+        );
+        self.g.node("Reshape", &[&context, &merged], vec![])
+    }
+
+    /// LayerNorm(x + residual).
+    fn add_norm(&mut self, x: &str, residual: &str, prefix: &str) -> Result<String, ExportError> {
+        let (gamma, beta) = self.norm_params(prefix)?;
+        let eps = attr_float("epsilon", self.config.layer_norm_eps as f32);
+        Ok(match self.style {
+            OpStyle::Fused => self.g.contrib(
+                "SkipLayerNormalization",
+                &[x, residual, &gamma, &beta],
+                vec![eps],
+            ),
+            OpStyle::Primitive => {
+                let sum = self.g.node("Add", &[x, residual], vec![]);
+                self.g.node(
+                    "LayerNormalization",
+                    &[&sum, &gamma, &beta],
+                    vec![attr_int("axis", -1), eps],
+                )
+            }
+        })
+    }
+
+    /// Exact (erf) GELU.
+    fn gelu(&mut self, x: &str) -> String {
+        if self.style == OpStyle::Fused {
+            return self.g.contrib("Gelu", &[x], vec![]);
+        }
+        let sqrt2 = self
+            .g
+            .float_const("const_sqrt2", &[], &[std::f32::consts::SQRT_2]);
+        let one = self.g.float_const("const_one", &[], &[1.0]);
+        let half = self.g.float_const("const_half", &[], &[0.5]);
+        let scaled = self.g.node("Div", &[x, &sqrt2], vec![]);
+        let erf = self.g.node("Erf", &[&scaled], vec![]);
+        let shifted = self.g.node("Add", &[&erf, &one], vec![]);
+        let product = self.g.node("Mul", &[x, &shifted], vec![]);
+        self.g.node("Mul", &[&product, &half], vec![])
+    }
+
     fn layer(
         &mut self,
         hidden: &str,
@@ -151,10 +269,7 @@ impl Builder<'_> {
         let q = self.dense(hidden, &format!("{p}attention.self.query"), h, h, format)?;
         let k = self.dense(hidden, &format!("{p}attention.self.key"), h, h, format)?;
         let v = self.dense(hidden, &format!("{p}attention.self.value"), h, h, format)?;
-        let heads = attr_int("num_heads", self.config.num_attention_heads as i64);
-        let context = self
-            .g
-            .contrib("MultiHeadAttention", &[&q, &k, &v, "", mask], vec![heads]);
+        let context = self.attention(&q, &k, &v, mask);
         let attended = self.dense(
             &context,
             &format!("{p}attention.output.dense"),
@@ -162,27 +277,16 @@ impl Builder<'_> {
             h,
             format,
         )?;
-        let eps = attr_float("epsilon", self.config.layer_norm_eps as f32);
-        let (gamma, beta) = self.norm_params(&format!("{p}attention.output.LayerNorm"))?;
-        let hidden = self.g.contrib(
-            "SkipLayerNormalization",
-            &[&attended, hidden, &gamma, &beta],
-            vec![eps.clone()],
-        );
+        let hidden = self.add_norm(&attended, hidden, &format!("{p}attention.output.LayerNorm"))?;
         let inner = self.dense(&hidden, &format!("{p}intermediate.dense"), i, h, format)?;
-        let inner = self.g.contrib("Gelu", &[&inner], vec![]);
+        let inner = self.gelu(&inner);
         let down = if format == WeightFormat::Int8Mixed {
             WeightFormat::Fp32
         } else {
             format
         };
         let out = self.dense(&inner, &format!("{p}output.dense"), h, i, down)?;
-        let (gamma, beta) = self.norm_params(&format!("{p}output.LayerNorm"))?;
-        Ok(self.g.contrib(
-            "SkipLayerNormalization",
-            &[&out, &hidden, &gamma, &beta],
-            vec![eps],
-        ))
+        self.add_norm(&out, &hidden, &format!("{p}output.LayerNorm"))
     }
 }
 
@@ -191,6 +295,7 @@ pub fn bert_qa_model(
     weights: &Weights,
     config: &BertConfig,
     format: WeightFormat,
+    style: OpStyle,
 ) -> Result<ModelProto, ExportError> {
     config
         .validate()
@@ -199,12 +304,9 @@ pub fn bert_qa_model(
         g: GraphBuilder::default(),
         weights,
         config,
+        style,
     };
-    let mask = b.g.node(
-        "Cast",
-        &["attention_mask"],
-        vec![attr_int("to", i64::from(data_type::INT32))],
-    );
+    let mask = b.mask();
     let mut hidden = b.embeddings()?;
     for l in 0..config.num_hidden_layers {
         hidden = b.layer(&hidden, &mask, l, format)?;
@@ -251,9 +353,15 @@ pub fn bert_qa_model(
                 version: 1,
             },
         ],
-        metadata_props: vec![StringStringEntryProto {
-            key: "weights".into(),
-            value: format!("{format:?}").to_lowercase(),
-        }],
+        metadata_props: vec![
+            StringStringEntryProto {
+                key: "weights".into(),
+                value: format!("{format:?}").to_lowercase(),
+            },
+            StringStringEntryProto {
+                key: "ops".into(),
+                value: format!("{style:?}").to_lowercase(),
+            },
+        ],
     })
 }

@@ -37,6 +37,16 @@ pub fn attr_float(name: &str, value: f32) -> AttributeProto {
     }
 }
 
+/// An integer-list attribute.
+pub fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        ints: values.to_vec(),
+        r#type: attribute_type::INTS,
+        ..Default::default()
+    }
+}
+
 /// A tensor input/output whose dimensions are fixed (`Ok`) or named dynamic axes (`Err`).
 pub fn tensor_value(name: &str, elem_type: i32, dims: &[Result<i64, &str>]) -> ValueInfoProto {
     let dim = dims
@@ -168,6 +178,18 @@ impl GraphBuilder {
             dims,
             values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         )
+    }
+
+    /// A float32 constant under a fresh name (constants that repeat per layer).
+    pub fn float_const(&mut self, hint: &str, dims: &[usize], values: &[f32]) -> String {
+        let name = self.fresh(hint);
+        self.float_tensor(&name, dims, values)
+    }
+
+    /// An int64 constant under a fresh name.
+    pub fn int64_const(&mut self, hint: &str, dims: &[usize], values: &[i64]) -> String {
+        let name = self.fresh(hint);
+        self.int64_tensor(&name, dims, values)
     }
 
     /// The finished graph.

@@ -99,6 +99,8 @@ pub mod attribute_type {
     pub const FLOAT: i32 = 1;
     /// An integer.
     pub const INT: i32 = 2;
+    /// A list of integers.
+    pub const INTS: i32 = 7;
 }
 
 /// A node attribute.
@@ -113,6 +115,9 @@ pub struct AttributeProto {
     /// Integer value.
     #[prost(int64, tag = "3")]
     pub i: i64,
+    /// Integer list.
+    #[prost(int64, repeated, tag = "8")]
+    pub ints: Vec<i64>,
     /// Which field holds the value (`attribute_type`).
     #[prost(int32, tag = "20")]
     pub r#type: i32,

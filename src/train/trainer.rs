@@ -155,6 +155,7 @@ fn export_best(config: &TrainConfig, folder: &RunFolder, dev: &DevSet) -> Result
         } else {
             "1.1".into()
         },
+        ..ExportOptions::default()
     };
     export_model_folder(&best, &folder.path("model"), &options)
         .map_err(|e| TrainError::Io(format!("export of best/: {e}")))?;
