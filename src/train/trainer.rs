@@ -175,7 +175,7 @@ pub fn train(config: &TrainConfig, stop: &AtomicBool) -> Result<TrainSummary, Tr
     let vs = VarStore::new(device);
     let mut model = BertForQuestionAnswering::new(&vs.root(), &setup.bert_config);
     model.set_precision(precision);
-    if !config.random_init {
+    if !config.random_init && !config.resume {
         let report = load_weights(&vs, &config.model.join("model.safetensors"))?;
         eprintln!("finetune: new (randomly initialised) parameters: {:?}; unused checkpoint tensors: {:?}", report.missing, report.unexpected);
     }
