@@ -10,7 +10,7 @@
 
 use super::graph::{attr_float, attr_int, attr_ints, tensor_value, GraphBuilder};
 use super::proto::{data_type, ModelProto, OperatorSetIdProto, StringStringEntryProto};
-use super::quantize::{quantize_columns, transpose};
+use super::quantize::{quantize_columns, quantize_rows, transpose};
 use super::weights::Weights;
 use super::ExportError;
 use crate::model::BertConfig;
@@ -33,8 +33,8 @@ pub enum WeightFormat {
 pub enum OpStyle {
     /// Standard opset-17 primitives (MatMul/Softmax attention, Add + LayerNormalization, Erf
     /// GELU) that ONNX Runtime's optimizer fuses itself: the default, as it measured as fast in
-    /// fp32 and up to 1.6x faster in int8 than `Fused` (bench/RESULTS.md), and it is portable
-    /// to other ONNX runtimes.
+    /// fp32 and 10-15% faster in int8 than `Fused` in interleaved runs (bench/RESULTS.md), and
+    /// it is portable to other ONNX runtimes.
     Primitive,
     /// ONNX Runtime's contrib kernels written directly (`MultiHeadAttention`,
     /// `SkipLayerNormalization`, `Gelu`).
@@ -112,7 +112,40 @@ impl Builder<'_> {
         ))
     }
 
-    fn embeddings(&mut self) -> Result<String, ExportError> {
+    /// Word vectors of `input_ids`, `[B, L, H]`: an fp32 table, or (int8 graphs) an int8 table
+    /// with a scale per row, dequantized after the gather; the table is most of a small model's
+    /// file (47 of 58 MB for MiniLM-L6), so this is what makes int8 folders small.
+    fn word_vectors(&mut self, format: WeightFormat) -> Result<String, ExportError> {
+        let (rows, h) = (self.config.vocab_size, self.config.hidden_size);
+        let name = "bert.embeddings.word_embeddings.weight";
+        let table = &self.weights.get(name, &[rows, h])?.data;
+        let gather = vec![attr_int("axis", 0)];
+        if format == WeightFormat::Fp32 {
+            let words = self.g.float_tensor(name, &[rows, h], table);
+            return Ok(self.g.node("Gather", &[&words, "input_ids"], gather));
+        }
+        let q = quantize_rows(table, rows, h);
+        let values = self
+            .g
+            .int8_tensor(&format!("{name}_int8"), &[rows, h], &q.values);
+        let scales = self
+            .g
+            .float_tensor(&format!("{name}_scale"), &[rows], &q.scales);
+        let gathered = self
+            .g
+            .node("Gather", &[&values, "input_ids"], gather.clone());
+        let widened = self.g.node(
+            "Cast",
+            &[&gathered],
+            vec![attr_int("to", i64::from(data_type::FLOAT))],
+        );
+        let row_scale = self.g.node("Gather", &[&scales, "input_ids"], gather);
+        let last = self.g.int64_const("scale_axis", &[1], &[-1]);
+        let row_scale = self.g.node("Unsqueeze", &[&row_scale, &last], vec![]);
+        Ok(self.g.node("Mul", &[&widened, &row_scale], vec![]))
+    }
+
+    fn embeddings(&mut self, format: WeightFormat) -> Result<String, ExportError> {
         let c = self.config;
         let h = c.hidden_size;
         let table = |b: &mut Self, name: &str, rows: usize| -> Result<String, ExportError> {
@@ -120,12 +153,9 @@ impl Builder<'_> {
             let data = b.weights.get(&full, &[rows, h])?.data.clone();
             Ok(b.g.float_tensor(&full, &[rows, h], &data))
         };
-        let words = table(self, "word_embeddings", c.vocab_size)?;
         let positions = table(self, "position_embeddings", c.max_position_embeddings)?;
         let types = table(self, "token_type_embeddings", c.type_vocab_size)?;
-        let word = self
-            .g
-            .node("Gather", &[&words, "input_ids"], vec![attr_int("axis", 0)]);
+        let word = self.word_vectors(format)?;
         let kind = self.g.node(
             "Gather",
             &[&types, "token_type_ids"],
@@ -307,7 +337,7 @@ pub fn bert_qa_model(
         style,
     };
     let mask = b.mask();
-    let mut hidden = b.embeddings()?;
+    let mut hidden = b.embeddings(format)?;
     for l in 0..config.num_hidden_layers {
         hidden = b.layer(&hidden, &mask, l, format)?;
     }
