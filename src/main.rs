@@ -142,7 +142,7 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
         with_null,
         ..PredictConfig::default()
     };
-    let bar = ProgressBar::new(examples.len() as u64);
+    let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} windows | {per_sec} | ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -153,7 +153,10 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
         &featurizer,
         &config,
         |batch| engine.run(batch),
-        |n| bar.inc(n as u64),
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
     )?;
     bar.finish_and_clear();
     let (answers, null_odds) = prediction_files(&examples, &predictions, with_null.then_some(0.0));

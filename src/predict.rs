@@ -62,7 +62,7 @@ impl Default for PredictConfig {
 /// Start and end logits of a batch, each row-major `[B, L]`.
 pub type BatchLogits = (Vec<f32>, Vec<f32>);
 
-/// Predicts every example; `progress` is told how many windows each finished batch held.
+/// Predicts every example; `progress` is told (windows done, windows in all) after each batch.
 pub fn predict_examples<E, R, P>(
     examples: &[Example],
     featurizer: &Featurizer,
@@ -73,7 +73,7 @@ pub fn predict_examples<E, R, P>(
 where
     E: std::error::Error + 'static,
     R: FnMut(&PaddedBatch) -> Result<BatchLogits, E>,
-    P: FnMut(usize),
+    P: FnMut(usize, usize),
 {
     let pad_id = featurizer.token_id("[PAD]").unwrap_or(0);
     let windows: Vec<Vec<crate::features::Window>> = examples
@@ -87,6 +87,7 @@ where
         .collect();
     let lengths: Vec<usize> = flat.iter().map(|&(e, w)| windows[e][w].len()).collect();
     let mut logits: Vec<Option<BatchLogits>> = vec![None; flat.len()];
+    let mut done = 0;
     for plan in plan_by_length(&lengths, config.max_batch_windows, config.max_batch_tokens) {
         let members: Vec<&crate::features::Window> = plan
             .iter()
@@ -106,7 +107,8 @@ where
             let span = row * batch.seq_len..(row + 1) * batch.seq_len;
             logits[i] = Some((start[span.clone()].to_vec(), end[span].to_vec()));
         }
-        progress(plan.len());
+        done += plan.len();
+        progress(done, flat.len());
     }
     let mut next = 0;
     let mut predictions = Vec::with_capacity(examples.len());

@@ -25,14 +25,6 @@ fn ok(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn failed_with(output: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success() && stderr.contains(needle),
-        "expected failure with '{needle}', got: {stderr}"
-    );
-}
-
 #[test]
 fn export_then_predict_then_score() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,7 +86,7 @@ fn bad_paths_and_options_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     let nowhere = dir.path().join("nowhere");
     let data = common::squad_dir().join("dev-v1.1.json.gz");
-    failed_with(
+    common::failed_with(
         &bertqa(&[
             &"predict",
             &"--model-dir",
@@ -106,7 +98,7 @@ fn bad_paths_and_options_are_explained() {
         ]),
         "bertqa.json",
     );
-    failed_with(
+    common::failed_with(
         &bertqa(&[
             &"export",
             &"--checkpoint",
@@ -116,7 +108,7 @@ fn bad_paths_and_options_are_explained() {
         ]),
         "config.json",
     );
-    failed_with(
+    common::failed_with(
         &bertqa(&[
             &"export",
             &"--checkpoint",

@@ -178,12 +178,9 @@ fn score_command_prints_the_official_json() {
 
     // A v2.0 file with missing predictions is refused with a message, not a crash.
     std::fs::write(&preds, serde_json::to_vec(&sets.by_name[3].1).unwrap()).unwrap();
-    let out = score_command(&data, &preds);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("needs a prediction for every question"),
-        "{stderr}"
+    common::failed_with(
+        &score_command(&data, &preds),
+        "needs a prediction for every question",
     );
 }
 
@@ -198,19 +195,11 @@ fn score_command_reports_bad_files_clearly() {
     )
     .unwrap();
     std::fs::write(&preds, "{}").unwrap();
-    let out = score_command(&data, &preds);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("data[0].paragraphs[0].qas[0].id"),
-        "{stderr}"
+    common::failed_with(
+        &score_command(&data, &preds),
+        "data[0].paragraphs[0].qas[0].id",
     );
     std::fs::write(&data, r#"{"version": "1.1", "data": []}"#).unwrap();
     std::fs::write(&preds, r#"{"q": 3}"#).unwrap();
-    let out = score_command(&data, &preds);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("prediction file"),
-        "{stderr}"
-    );
+    common::failed_with(&score_command(&data, &preds), "prediction file");
 }

@@ -122,6 +122,15 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The window geometry these flags describe.
+    pub fn window(&self) -> crate::features::WindowConfig {
+        crate::features::WindowConfig {
+            max_seq_len: self.max_seq_len,
+            doc_stride: self.doc_stride,
+            max_query_len: self.max_query_len,
+        }
+    }
+
     /// The settings that shape the loss curve; a resumed run must agree on all of them.
     pub fn curve_fingerprint(&self) -> String {
         format!(

@@ -23,8 +23,11 @@ pub struct DevSet {
 
 impl DevSet {
     /// The first `limit` questions of `file` (all when `None`).
-    pub fn new(file: &SquadFile, limit: Option<usize>) -> Self {
-        let file = limit.map_or_else(|| file.clone(), |n| file.truncated(n));
+    pub fn new(file: SquadFile, limit: Option<usize>) -> Self {
+        let file = match limit {
+            Some(n) => file.truncated(n),
+            None => file,
+        };
         let examples = file.examples();
         Self { file, examples }
     }
@@ -57,7 +60,7 @@ pub fn evaluate(
         });
         Ok((logits_to_vec(&start)?, logits_to_vec(&end)?))
     };
-    let predictions = predict_examples(&dev.examples, featurizer, &config, run, |_| {})
+    let predictions = predict_examples(&dev.examples, featurizer, &config, run, |_, _| {})
         .map_err(|e| TrainError::Eval(e.to_string()))?;
     let (answers, null_odds) = prediction_files(&dev.examples, &predictions, v2.then_some(0.0));
     let na_probs = v2.then_some(&null_odds);

@@ -2,6 +2,7 @@
 //! with the best dev F1 so far). Each is a Hugging Face-style model folder (`config.json`,
 //! `model.safetensors`, `tokenizer.json`) that `transformers` and `bertqa export` read.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -50,7 +51,14 @@ pub struct TrainerState {
     pub fingerprint: String,
 }
 
+/// What identifies a saved state: step, position in the epoch, and evaluations made.
+type SavedMark = (u64, usize, usize, usize);
+
 impl TrainerState {
+    fn mark(&self) -> SavedMark {
+        (self.step, self.epoch, self.batch_in_epoch, self.evals.len())
+    }
+
     /// The best evaluation so far.
     pub fn best(&self) -> Option<&EvalRecord> {
         self.evals
@@ -65,6 +73,9 @@ impl TrainerState {
 /// The files of a run's output folder.
 pub struct RunFolder {
     root: PathBuf,
+    /// The state `last/` holds, so an unchanged state is not written twice (an epoch end and
+    /// the end of the run often coincide).
+    last_saved: Cell<Option<SavedMark>>,
 }
 
 fn io_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
@@ -77,6 +88,7 @@ impl RunFolder {
         std::fs::create_dir_all(root).map_err(|e| io_error(root, e))?;
         Ok(Self {
             root: root.to_path_buf(),
+            last_saved: Cell::new(None),
         })
     }
 
@@ -103,7 +115,8 @@ impl RunFolder {
         Ok(dir)
     }
 
-    /// Writes `last/`: the model, the optimizer moments and the state.
+    /// Writes `last/`: the model, the optimizer moments and the state (nothing when `last/`
+    /// already holds this state).
     pub fn save_last(
         &self,
         vs: &VarStore,
@@ -112,12 +125,17 @@ impl RunFolder {
         config: &BertConfig,
         tokenizer: &Path,
     ) -> Result<(), TrainError> {
+        if self.last_saved.get() == Some(state.mark()) {
+            return Ok(());
+        }
         let dir = self.save_model("last", vs, config, tokenizer)?;
         write_tensors(
             &optimizer.state_tensors(),
             &dir.join("optimizer.safetensors"),
         )?;
-        write_json(&dir.join("trainer_state.json"), state)
+        write_json(&dir.join("trainer_state.json"), state)?;
+        self.last_saved.set(Some(state.mark()));
+        Ok(())
     }
 
     /// Reads `last/` back into `vs` and `optimizer`; returns the state.
@@ -157,6 +175,7 @@ impl RunFolder {
                 missing[0]
             )));
         }
+        self.last_saved.set(Some(state.mark()));
         Ok(state)
     }
 }

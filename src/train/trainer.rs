@@ -22,7 +22,7 @@ use super::state::{write_json, EvalRecord, RunFolder, TrainerState};
 use super::TrainError;
 use crate::batch::PaddedBatch;
 use crate::export::{export_model_folder, ExportOptions};
-use crate::features::{Featurizer, WindowConfig};
+use crate::features::Featurizer;
 use crate::model::BertConfig;
 use crate::squad::{load_squad, SquadVersion};
 
@@ -105,12 +105,7 @@ fn prepare(config: &TrainConfig) -> Result<Setup, TrainError> {
             config.max_seq_len, bert_config.max_position_embeddings
         )));
     }
-    let window = WindowConfig {
-        max_seq_len: config.max_seq_len,
-        doc_stride: config.doc_stride,
-        max_query_len: config.max_query_len,
-    };
-    let featurizer = Featurizer::from_file(&config.model.join("tokenizer.json"), window)?;
+    let featurizer = Featurizer::from_file(&config.model.join("tokenizer.json"), config.window())?;
     let train_file = load_squad(&config.train)?;
     let mismatched = train_file.check_answers().mismatched.len();
     if mismatched > 0 {
@@ -126,7 +121,7 @@ fn prepare(config: &TrainConfig) -> Result<Setup, TrainError> {
             "the training file produced no windows".into(),
         ));
     }
-    let dev = DevSet::new(&load_squad(&config.dev)?, config.dev_limit);
+    let dev = DevSet::new(load_squad(&config.dev)?, config.dev_limit);
     Ok(Setup {
         featurizer,
         bert_config,
@@ -143,13 +138,7 @@ fn export_best(config: &TrainConfig, folder: &RunFolder, dev: &DevSet) -> Result
         return Ok(());
     }
     let options = ExportOptions {
-        int8: Some(crate::onnx::bert::WeightFormat::Int8),
-        window: WindowConfig {
-            max_seq_len: config.max_seq_len,
-            doc_stride: config.doc_stride,
-            max_query_len: config.max_query_len,
-        },
-        max_answer_len: 30,
+        window: config.window(),
         squad_version: if dev.file.version_kind() == SquadVersion::V2 {
             "2.0".into()
         } else {

@@ -19,6 +19,15 @@ pub fn pretrained_dir() -> PathBuf {
     )
 }
 
+/// Asserts that a command failed and that its stderr names `needle`.
+pub fn failed_with(output: &std::process::Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains(needle),
+        "expected failure with '{needle}', got: {stderr}"
+    );
+}
+
 /// A committed fixture file.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
