@@ -6,7 +6,7 @@ model_dir="${1:?usage: scripts/run-server.sh MODEL_DIR}"
 shift
 if [[ ! -f "$model_dir/bertqa.json" ]]; then
   echo "run-server: no model folder at '$model_dir' (it needs bertqa.json, model.onnx, tokenizer.json)." >&2
-  echo "run-server: the default fine-tuned model is not shipped yet; name one with MODEL_DIR=/path/to/model make run" >&2
+  echo "run-server: export one with `bertqa export`, or name another with MODEL_DIR=/path/to/model make run" >&2
   exit 1
 fi
 exec cargo run --release --bin bertqa -- serve --model-dir "$model_dir" "$@"

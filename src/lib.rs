@@ -12,6 +12,7 @@
 //! * [`squad`]: the dataset files (schema, loading with located errors, official metrics).
 //! * [`features`]: question + context → sliding windows, with training labels.
 //! * [`decode`]: start/end logits of a question's windows → ranked answers with offsets.
+//! * [`serve`]: the HTTP service (routes, batching queue, inference thread, metrics).
 //! * [`text`]: character/byte offset bookkeeping and Python-compatible text rules.
 
 pub mod batch;
@@ -22,6 +23,7 @@ pub mod features;
 pub mod model;
 pub mod onnx;
 pub mod predict;
+pub mod serve;
 pub mod squad;
 pub mod text;
 #[cfg(feature = "train")]

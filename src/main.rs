@@ -13,6 +13,8 @@ use bertqa::export::{export_model_folder, ExportOptions};
 use bertqa::features::{Featurizer, WindowConfig};
 use bertqa::onnx::bert::{OpStyle, WeightFormat};
 use bertqa::predict::{predict_examples, prediction_files, PredictConfig};
+use bertqa::serve::config::ServeConfig;
+use bertqa::serve::{init_logging, shutdown_signal, Service};
 use bertqa::squad::{load_squad, metrics};
 
 /// Extractive question answering with BERT: score, predict, export and serve.
@@ -73,6 +75,10 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         max_answer_len: usize,
     },
+    /// Serve a model folder over HTTP (POST /answer, POST /evaluate, GET /metrics, /docs).
+    Serve(Box<ServeConfig>),
+    /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
+    Openapi,
     /// Predict every question of a SQuAD file with a model folder (like run_qa's --do_predict);
     /// writes the official prediction file (id -> answer), scored by `bertqa score`.
     Predict {
@@ -174,8 +180,35 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    init_logging(config.log_format);
+    let address = config
+        .address()
+        .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
+    let service = Service::load(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        tracing::info!(address = %listener.local_addr()?, "listening");
+        service.serve(listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve(config) => serve(*config),
+        Command::Openapi => {
+            print!(
+                "{}",
+                bertqa::serve::openapi::yaml().map_err(anyhow::Error::msg)?
+            );
+            Ok(())
+        }
         Command::Score {
             data,
             predictions,

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 
 use bertqa::batch::PaddedBatch;
 use bertqa::engine::{DeviceKind, Engine, EngineConfig, EngineError};
-use bertqa::export::{export_model_folder, write_random_checkpoint, ExportOptions};
+use bertqa::export::{export_model_folder, ExportOptions};
 use bertqa::features::{Featurizer, WindowConfig};
-use bertqa::model::BertConfig;
 
 fn cpu(int8: bool) -> EngineConfig {
     EngineConfig {
@@ -17,29 +16,6 @@ fn cpu(int8: bool) -> EngineConfig {
         device: DeviceKind::Cpu,
         int8,
     }
-}
-
-/// A random tiny checkpoint exported to a model folder under `dir`.
-fn tiny_model_folder(dir: &Path) -> PathBuf {
-    let checkpoint = dir.join("checkpoint");
-    let mut config = BertConfig::tiny(30522);
-    (
-        config.hidden_size,
-        config.num_attention_heads,
-        config.intermediate_size,
-    ) = (64, 4, 128);
-    config.initializer_range = 0.2;
-    write_random_checkpoint(
-        &checkpoint,
-        &config,
-        &common::pretrained_dir().join("tokenizer.json"),
-        3,
-    )
-    .unwrap();
-    let out = dir.join("model");
-    let written = export_model_folder(&checkpoint, &out, &ExportOptions::default()).unwrap();
-    assert_eq!(written.len(), 2);
-    out
 }
 
 fn windows_batch(featurizer: &Featurizer) -> Vec<bertqa::features::Window> {
@@ -57,7 +33,7 @@ fn windows_batch(featurizer: &Featurizer) -> Vec<bertqa::features::Window> {
 #[test]
 fn fp32_and_int8_graphs_run_padding_invariant_and_agree() {
     let dir = tempfile::tempdir().unwrap();
-    let folder = tiny_model_folder(dir.path());
+    let folder = common::tiny_model_folder(dir.path());
     let featurizer =
         Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
     let windows = windows_batch(&featurizer);
@@ -118,7 +94,7 @@ fn correlation(pairs: &[(f32, f32)]) -> f64 {
 #[test]
 fn mixed_int8_keeps_the_feed_forward_down_projection_in_fp32() {
     let dir = tempfile::tempdir().unwrap();
-    let folder = tiny_model_folder(dir.path());
+    let folder = common::tiny_model_folder(dir.path());
     let checkpoint = dir.path().join("checkpoint");
     let mixed = dir.path().join("mixed");
     let options = ExportOptions {
@@ -150,7 +126,7 @@ fn mixed_int8_keeps_the_feed_forward_down_projection_in_fp32() {
 #[test]
 fn primitive_ops_graph_computes_what_the_fused_graph_computes() {
     let dir = tempfile::tempdir().unwrap();
-    let primitive = tiny_model_folder(dir.path());
+    let primitive = common::tiny_model_folder(dir.path());
     let fused = dir.path().join("fused");
     let options = ExportOptions {
         ops: bertqa::onnx::bert::OpStyle::Fused,
@@ -188,7 +164,7 @@ fn primitive_ops_graph_computes_what_the_fused_graph_computes() {
 #[test]
 fn broken_model_folders_are_named_and_explained() {
     let dir = tempfile::tempdir().unwrap();
-    let folder = tiny_model_folder(dir.path());
+    let folder = common::tiny_model_folder(dir.path());
     let error = |path: &Path, int8: bool| match Engine::load(path, &cpu(int8)) {
         Ok(_) => panic!("{} loaded", path.display()),
         Err(e) => e,
@@ -215,7 +191,7 @@ fn broken_model_folders_are_named_and_explained() {
 #[test]
 fn cuda_without_its_provider_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let folder = tiny_model_folder(dir.path());
+    let folder = common::tiny_model_folder(dir.path());
     let config = EngineConfig {
         threads: Some(1),
         device: DeviceKind::Cuda,

@@ -27,6 +27,15 @@ pub enum LoadError {
         /// The decoder's error.
         error: std::io::Error,
     },
+    /// The gzip stream inflates beyond the caller's limit (a decompression bomb, or a file far
+    /// larger than any SQuAD set).
+    #[error("{source_name} decompresses to more than {limit} bytes")]
+    TooLarge {
+        /// The file that failed.
+        source_name: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The JSON is malformed or is not in the SQuAD layout.
     #[error("{source_name} is not a SQuAD file: at {json_path} (line {line}, column {column}): {message}")]
     Json {
@@ -53,10 +62,20 @@ pub fn load_squad(path: &Path) -> Result<SquadFile, LoadError> {
     parse_squad(&bytes, &source_name)
 }
 
-/// Parses SQuAD bytes (plain JSON or gzip); `source_name` only labels errors. The service
-/// uses this on request bodies, the CLI through [`load_squad`].
+/// Parses SQuAD bytes (plain JSON or gzip); `source_name` only labels errors. The CLI uses
+/// this through [`load_squad`].
 pub fn parse_squad(bytes: &[u8], source_name: &str) -> Result<SquadFile, LoadError> {
-    let json = maybe_gunzip(bytes, source_name)?;
+    parse_squad_within(bytes, source_name, usize::MAX)
+}
+
+/// [`parse_squad`] for untrusted bodies: gzip input may inflate to at most `max_inflated`
+/// bytes, so a small compressed upload cannot exhaust the server's memory.
+pub fn parse_squad_within(
+    bytes: &[u8],
+    source_name: &str,
+    max_inflated: usize,
+) -> Result<SquadFile, LoadError> {
+    let json = maybe_gunzip(bytes, source_name, max_inflated)?;
     let mut deserializer = serde_json::Deserializer::from_slice(&json);
     let parsed: SquadFile = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -79,21 +98,30 @@ pub fn parse_squad(bytes: &[u8], source_name: &str) -> Result<SquadFile, LoadErr
     Ok(parsed)
 }
 
-/// Decompresses gzip input (recognised by its magic bytes, whatever the file is called).
+/// Decompresses gzip input (recognised by its magic bytes, whatever the file is called) to at
+/// most `limit` bytes.
 pub fn maybe_gunzip<'b>(
     bytes: &'b [u8],
     source_name: &str,
+    limit: usize,
 ) -> Result<std::borrow::Cow<'b, [u8]>, LoadError> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Ok(std::borrow::Cow::Borrowed(bytes));
     }
-    let mut out = Vec::with_capacity(bytes.len() * 6);
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(6).min(limit));
     GzDecoder::new(bytes)
+        .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|error| LoadError::Gzip {
             source_name: source_name.to_string(),
             error,
         })?;
+    if out.len() > limit {
+        return Err(LoadError::TooLarge {
+            source_name: source_name.to_string(),
+            limit,
+        });
+    }
     Ok(std::borrow::Cow::Owned(out))
 }
 
@@ -146,6 +174,14 @@ mod tests {
         let zipped = gzip(TINY.as_bytes());
         let err = parse_squad(&zipped[..zipped.len() / 2], "cut.gz").unwrap_err();
         assert!(matches!(err, LoadError::Gzip { .. }), "{err}");
+    }
+
+    #[test]
+    fn gzip_inflating_past_the_limit_is_refused() {
+        let zipped = gzip(TINY.as_bytes());
+        let err = parse_squad_within(&zipped, "big.gz", TINY.len() - 1).unwrap_err();
+        assert!(matches!(err, LoadError::TooLarge { .. }), "{err}");
+        assert!(parse_squad_within(&zipped, "ok.gz", TINY.len()).is_ok());
     }
 
     #[test]

@@ -5,5 +5,5 @@ pub mod metrics;
 pub mod normalize;
 pub mod schema;
 
-pub use load::{load_squad, parse_squad, LoadError};
+pub use load::{load_squad, parse_squad, parse_squad_within, LoadError};
 pub use schema::{Answer, Article, Example, Paragraph, QuestionAnswers, SquadFile, SquadVersion};

@@ -1,7 +1,10 @@
 //! Paths shared by the integration tests: the SQuAD data and the pretrained tokenizer.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use bertqa::export::{export_model_folder, write_random_checkpoint, ExportOptions};
+use bertqa::model::BertConfig;
 
 /// `$BERTQA_SQUAD_DIR`, else the `shared/` folder beside the checkout.
 pub fn squad_dir() -> PathBuf {
@@ -34,3 +37,29 @@ pub fn fixture(name: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(name)
 }
+
+/// A random tiny BERT (2 layers, 64 wide, the real uncased vocabulary) exported to a model
+/// folder under `dir`: fast enough for every test, random enough to give varied answers.
+pub fn tiny_model_folder(dir: &Path) -> PathBuf {
+    let checkpoint = dir.join("checkpoint");
+    let mut config = BertConfig::tiny(30522);
+    (
+        config.hidden_size,
+        config.num_attention_heads,
+        config.intermediate_size,
+    ) = (64, 4, 128);
+    config.initializer_range = 0.2;
+    write_random_checkpoint(
+        &checkpoint,
+        &config,
+        &pretrained_dir().join("tokenizer.json"),
+        3,
+    )
+    .unwrap();
+    let out = dir.join("model");
+    let written = export_model_folder(&checkpoint, &out, &ExportOptions::default()).unwrap();
+    assert_eq!(written.len(), 2);
+    out
+}
+
+pub mod server;

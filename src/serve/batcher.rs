@@ -1,0 +1,293 @@
+//! The inference thread: it owns the ONNX Runtime engine, collects windows from every
+//! request into the [`WindowQueue`], runs the batches the queue decides on, and hands each
+//! request its logits through a oneshot channel. Windows whose requester is gone (client
+//! disconnected, handler dropped) are dropped before they cost any inference.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::error::ApiError;
+use super::metrics::Metrics;
+use super::queue::{BatchBudget, Decision, Priority, WindowQueue};
+use crate::batch::PaddedBatch;
+use crate::engine::Engine;
+use crate::features::Window;
+
+/// Start and end logits of one window, exactly as long as the window.
+#[derive(Debug, Clone, Default)]
+pub struct WindowLogits {
+    /// Start logits.
+    pub start: Vec<f32>,
+    /// End logits.
+    pub end: Vec<f32>,
+}
+
+type Reply = oneshot::Sender<Result<Vec<WindowLogits>, ApiError>>;
+
+/// One question's windows on their way to the inference thread.
+struct Job {
+    windows: Arc<Vec<Window>>,
+    priority: Priority,
+    since: Instant,
+    reply: Reply,
+}
+
+struct JobState {
+    windows: Arc<Vec<Window>>,
+    since: Instant,
+    rows: Vec<WindowLogits>,
+    remaining: usize,
+    reply: Reply,
+}
+
+/// What the inference thread receives.
+enum Message {
+    /// Windows to run.
+    Job(Job),
+    /// Finish what is queued, then end the thread.
+    Stop,
+}
+
+/// The handlers' side of the inference thread: cheap to clone, safe to call from async code.
+#[derive(Clone)]
+pub struct BatcherHandle {
+    sender: mpsc::Sender<Message>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl BatcherHandle {
+    /// Runs one question's windows and waits for their logits. Interactive work is refused
+    /// with 429 when the queue already holds `capacity` windows; background work (whose
+    /// submitter bounds its own windows in flight) always enters.
+    pub async fn infer(
+        &self,
+        windows: Arc<Vec<Window>>,
+        priority: Priority,
+    ) -> Result<Vec<WindowLogits>, ApiError> {
+        let count = windows.len();
+        let before = self.queued.fetch_add(count, Ordering::SeqCst);
+        if priority == Priority::Interactive && before + count > self.capacity {
+            self.queued.fetch_sub(count, Ordering::SeqCst);
+            return Err(ApiError::Overloaded(format!(
+                "{before} windows are waiting for inference (limit {})",
+                self.capacity
+            )));
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            windows,
+            priority,
+            since: Instant::now(),
+            reply,
+        };
+        if self.sender.send(Message::Job(job)).is_err() {
+            self.queued.fetch_sub(count, Ordering::SeqCst);
+            return Err(ApiError::ShuttingDown);
+        }
+        answer.await.map_err(|_| ApiError::ShuttingDown)?
+    }
+
+    /// Asks the inference thread to run what is queued and end.
+    pub fn stop(&self) {
+        let _ = self.sender.send(Message::Stop);
+    }
+}
+
+/// Starts the inference thread; it ends after [`BatcherHandle::stop`] (or once every handle
+/// is dropped) when its queue is empty.
+pub fn spawn(
+    engine: Engine,
+    pad_id: u32,
+    budget: BatchBudget,
+    capacity: usize,
+    metrics: Metrics,
+) -> std::io::Result<(BatcherHandle, JoinHandle<()>)> {
+    let (sender, receiver) = mpsc::channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let mut batcher = Batcher {
+        engine,
+        pad_id,
+        budget,
+        metrics,
+        queued: queued.clone(),
+        queue: WindowQueue::default(),
+        jobs: HashMap::new(),
+        next_id: 0,
+    };
+    let thread = std::thread::Builder::new()
+        .name("bertqa-inference".into())
+        .spawn(move || batcher.run(&receiver))?;
+    let handle = BatcherHandle {
+        sender,
+        queued,
+        capacity,
+    };
+    Ok((handle, thread))
+}
+
+struct Batcher {
+    engine: Engine,
+    pad_id: u32,
+    budget: BatchBudget,
+    metrics: Metrics,
+    queued: Arc<AtomicUsize>,
+    queue: WindowQueue<(u64, usize)>,
+    jobs: HashMap<u64, JobState>,
+    next_id: u64,
+}
+
+impl Batcher {
+    fn run(&mut self, receiver: &mpsc::Receiver<Message>) {
+        let mut stopping = false;
+        loop {
+            while let Ok(message) = receiver.try_recv() {
+                stopping |= self.receive(message);
+            }
+            self.drop_abandoned();
+            if stopping {
+                // Nobody waits for company any more: run what is left at once.
+                self.budget.max_delay = Duration::ZERO;
+            }
+            let received = match self.queue.decide(Instant::now(), &self.budget) {
+                Decision::Run(batch) => {
+                    self.run_batch(&batch);
+                    continue;
+                }
+                Decision::Idle if stopping => return,
+                Decision::Idle => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Decision::WaitUntil(deadline) => {
+                    receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                }
+            };
+            match received {
+                Ok(message) => stopping |= self.receive(message),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => stopping = true,
+            }
+        }
+    }
+
+    /// Takes in one message; true when it asks the thread to stop.
+    fn receive(&mut self, message: Message) -> bool {
+        match message {
+            Message::Job(job) => {
+                self.admit(job);
+                false
+            }
+            Message::Stop => true,
+        }
+    }
+
+    fn admit(&mut self, job: Job) {
+        let id = self.next_id;
+        self.next_id += 1;
+        for (index, window) in job.windows.iter().enumerate() {
+            self.queue
+                .push(job.priority, (id, index), window.len(), job.since);
+        }
+        let count = job.windows.len();
+        self.jobs.insert(
+            id,
+            JobState {
+                rows: vec![WindowLogits::default(); count],
+                remaining: count,
+                since: job.since,
+                windows: job.windows,
+                reply: job.reply,
+            },
+        );
+        self.metrics.queue_depth.set(self.queue.len() as i64);
+    }
+
+    fn drop_abandoned(&mut self) {
+        let jobs = &self.jobs;
+        let dropped = self
+            .queue
+            .retain(|(id, _)| jobs.get(id).is_some_and(|j| !j.reply.is_closed()));
+        if dropped > 0 {
+            self.jobs.retain(|_, j| !j.reply.is_closed());
+            self.queued.fetch_sub(dropped, Ordering::SeqCst);
+            self.metrics.dropped_windows.inc_by(dropped as u64);
+            self.metrics.queue_depth.set(self.queue.len() as i64);
+            tracing::debug!(dropped, "dropped windows of disconnected clients");
+        }
+    }
+
+    fn run_batch(&mut self, batch: &[(u64, usize)]) {
+        self.queued.fetch_sub(batch.len(), Ordering::SeqCst);
+        self.metrics.queue_depth.set(self.queue.len() as i64);
+        let windows: Vec<&Window> = batch
+            .iter()
+            .filter_map(|(id, i)| self.jobs.get(id).map(|j| &j.windows[*i]))
+            .collect();
+        let padded = PaddedBatch::from_windows(&windows, self.pad_id);
+        let started = Instant::now();
+        for (id, _) in batch {
+            if let Some(job) = self.jobs.get(id) {
+                let waited = started.saturating_duration_since(job.since);
+                self.metrics.queue_seconds.observe(waited.as_secs_f64());
+            }
+        }
+        let result = self.engine.run(&padded).and_then(|(start, end)| {
+            let cells = padded.padded_tokens();
+            if start.len() == cells && end.len() == cells {
+                Ok((start, end))
+            } else {
+                Err(crate::engine::EngineError::Inference(format!(
+                    "{} logits for a {}x{} batch",
+                    start.len().min(end.len()),
+                    padded.batch_size,
+                    padded.seq_len
+                )))
+            }
+        });
+        self.metrics
+            .inference_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_windows.observe(padded.batch_size as f64);
+        self.metrics
+            .batch_tokens
+            .observe(padded.padded_tokens() as f64);
+        match result {
+            Ok((start, end)) => {
+                for (row, (id, index)) in batch.iter().enumerate() {
+                    let offset = row * padded.seq_len;
+                    self.deliver(*id, *index, &start[offset..], &end[offset..]);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, windows = batch.len(), "inference failed");
+                for (id, _) in batch {
+                    if let Some(job) = self.jobs.remove(id) {
+                        let _ = job.reply.send(Err(ApiError::Internal(error.to_string())));
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, id: u64, index: usize, start: &[f32], end: &[f32]) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let len = job.windows[index].len();
+        job.rows[index] = WindowLogits {
+            start: start[..len].to_vec(),
+            end: end[..len].to_vec(),
+        };
+        job.remaining -= 1;
+        if job.remaining == 0 {
+            if let Some(job) = self.jobs.remove(&id) {
+                // The requester may have left meanwhile; nothing to do then.
+                let _ = job.reply.send(Ok(job.rows));
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! `bertqa serve` settings: one struct, every flag also an environment variable (`BERTQA_*`)
+//! so that containers and Kubernetes ConfigMaps configure it without a command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::engine::DeviceKind;
+use crate::features::WindowConfig;
+use crate::model::manifest::ModelManifest;
+
+/// Which graph of the model folder to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphChoice {
+    /// `model-int8.onnx` when the folder has it (fastest on CPU), else `model.onnx`.
+    Auto,
+    /// `model.onnx`.
+    Fp32,
+    /// `model-int8.onnx`.
+    Int8,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Settings of the HTTP service.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Model folder from `bertqa export` (model.onnx / model-int8.onnx, tokenizer.json, bertqa.json).
+    #[arg(
+        long,
+        env = "BERTQA_MODEL_DIR",
+        default_value = "models/minilm-l6-squad1"
+    )]
+    pub model_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "BERTQA_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "BERTQA_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Execution provider for ONNX Runtime.
+    #[arg(long, env = "BERTQA_DEVICE", value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// Graph to run.
+    #[arg(long, env = "BERTQA_GRAPH", value_enum, default_value_t = GraphChoice::Auto)]
+    pub graph: GraphChoice,
+    /// ONNX Runtime intra-op threads (default: all cores).
+    #[arg(long, env = "BERTQA_THREADS")]
+    pub threads: Option<usize>,
+    /// Most padded tokens (windows x longest window) in one inference batch.
+    #[arg(long, env = "BERTQA_MAX_BATCH_TOKENS", default_value_t = 8192)]
+    pub max_batch_tokens: usize,
+    /// Most windows in one inference batch.
+    #[arg(long, env = "BERTQA_MAX_BATCH_SIZE", default_value_t = 32)]
+    pub max_batch_size: usize,
+    /// How long a lone window may wait for others to share its batch.
+    #[arg(long, env = "BERTQA_MAX_BATCH_DELAY_MS", default_value_t = 2)]
+    pub max_batch_delay_ms: u64,
+    /// Requests handled at once; more get 429 with Retry-After.
+    #[arg(long, env = "BERTQA_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+    /// Windows waiting for inference at most; a request that would exceed it gets 429.
+    #[arg(long, env = "BERTQA_MAX_QUEUED_WINDOWS", default_value_t = 4096)]
+    pub max_queued_windows: usize,
+    /// Questions in one batch-form `/answer` request.
+    #[arg(long, env = "BERTQA_MAX_CLIENT_BATCH_SIZE", default_value_t = 64)]
+    pub max_client_batch_size: usize,
+    /// Longest context accepted, in characters.
+    #[arg(long, env = "BERTQA_MAX_CONTEXT_CHARS", default_value_t = 100_000)]
+    pub max_context_chars: usize,
+    /// Window length (default: the model folder's bertqa.json).
+    #[arg(long, env = "BERTQA_MAX_SEQ_LEN")]
+    pub max_seq_len: Option<usize>,
+    /// Window overlap (default: the model folder's bertqa.json).
+    #[arg(long, env = "BERTQA_DOC_STRIDE")]
+    pub doc_stride: Option<usize>,
+    /// Longest answer in tokens, unless a request asks for another (default: bertqa.json).
+    #[arg(long, env = "BERTQA_MAX_ANSWER_LEN")]
+    pub max_answer_len: Option<usize>,
+    /// Largest `/answer` body in bytes.
+    #[arg(long, env = "BERTQA_PAYLOAD_LIMIT", default_value_t = 2 * 1024 * 1024)]
+    pub payload_limit: usize,
+    /// Largest `/evaluate` body in bytes (also the most a gzip upload may inflate to, x4).
+    #[arg(long, env = "BERTQA_EVALUATE_PAYLOAD_LIMIT", default_value_t = 64 * 1024 * 1024)]
+    pub evaluate_payload_limit: usize,
+    /// Log line format.
+    #[arg(long, env = "BERTQA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Longest window any BERT checkpoint supports (position embeddings).
+const MAX_POSITIONS: usize = 512;
+
+impl ServeConfig {
+    /// The socket address to bind.
+    pub fn address(&self) -> Result<SocketAddr, String> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        format!("{host}:{}", self.port)
+            .parse()
+            .or_else(|_| format!("[{host}]:{}", self.port).parse())
+            .map_err(|_| format!("--host {} is not an IP address", self.host))
+    }
+
+    /// The window geometry: the model's, with this config's overrides.
+    pub fn window(&self, manifest: &ModelManifest) -> WindowConfig {
+        WindowConfig {
+            max_seq_len: self.max_seq_len.unwrap_or(manifest.window.max_seq_len),
+            doc_stride: self.doc_stride.unwrap_or(manifest.window.doc_stride),
+            ..manifest.window
+        }
+    }
+
+    /// Default answer length: this config's, else the model's.
+    pub fn answer_len(&self, manifest: &ModelManifest) -> usize {
+        self.max_answer_len.unwrap_or(manifest.max_answer_len)
+    }
+
+    /// Rejects settings that cannot work together, before anything starts.
+    pub fn validate(&self, manifest: &ModelManifest) -> Result<(), String> {
+        let window = self.window(manifest);
+        let positive = [
+            ("--max-batch-size", self.max_batch_size),
+            ("--max-concurrent-requests", self.max_concurrent_requests),
+            ("--max-client-batch-size", self.max_client_batch_size),
+            ("--max-context-chars", self.max_context_chars),
+            ("--payload-limit", self.payload_limit),
+            ("--evaluate-payload-limit", self.evaluate_payload_limit),
+            ("--max-answer-len", self.answer_len(manifest)),
+            ("--threads", self.threads.unwrap_or(1)),
+        ];
+        if let Some((flag, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{flag} must be at least 1"));
+        }
+        if window.max_seq_len > MAX_POSITIONS {
+            return Err(format!(
+                "--max-seq-len {} exceeds BERT's {MAX_POSITIONS} positions",
+                window.max_seq_len
+            ));
+        }
+        window.validate(3).map_err(|e| e.to_string())?;
+        if self.max_batch_tokens < window.max_seq_len {
+            return Err(format!(
+                "--max-batch-tokens {} cannot hold one full window of {} tokens",
+                self.max_batch_tokens, window.max_seq_len
+            ));
+        }
+        if self.max_queued_windows < self.max_batch_size {
+            return Err(format!(
+                "--max-queued-windows {} is smaller than one batch (--max-batch-size {})",
+                self.max_queued_windows, self.max_batch_size
+            ));
+        }
+        if self.graph == GraphChoice::Int8 && !manifest.graphs.iter().any(|g| g == INT8_GRAPH) {
+            return Err(format!(
+                "--graph int8, but the model folder has only {:?} (export with --int8)",
+                manifest.graphs
+            ));
+        }
+        self.address().map(|_| ())
+    }
+
+    /// Whether to run the int8 graph.
+    pub fn use_int8(&self, manifest: &ModelManifest) -> bool {
+        match self.graph {
+            GraphChoice::Fp32 => false,
+            GraphChoice::Int8 => true,
+            GraphChoice::Auto => manifest.graphs.iter().any(|g| g == INT8_GRAPH),
+        }
+    }
+}
+
+const INT8_GRAPH: &str = "model-int8.onnx";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    fn manifest() -> ModelManifest {
+        ModelManifest {
+            window: WindowConfig::default(),
+            max_answer_len: 30,
+            squad_version: "1.1".into(),
+            lowercase: true,
+            graphs: vec!["model.onnx".into()],
+            training_metrics: None,
+        }
+    }
+
+    fn parse(args: &[&str]) -> ServeConfig {
+        let mut all = vec!["bertqa"];
+        all.extend_from_slice(args);
+        Cli::parse_from(all).serve
+    }
+
+    #[test]
+    fn defaults_are_valid_and_follow_the_model() {
+        let config = parse(&[]);
+        assert_eq!(config.validate(&manifest()), Ok(()));
+        assert_eq!(config.window(&manifest()), WindowConfig::default());
+        assert!(!config.use_int8(&manifest()));
+        assert_eq!(config.address().unwrap().port(), 8080);
+    }
+
+    #[test]
+    fn impossible_combinations_are_refused_with_the_flag_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--max-batch-tokens", "100"], "--max-batch-tokens"),
+            (&["--max-batch-size", "0"], "--max-batch-size"),
+            (&["--max-seq-len", "600"], "--max-seq-len"),
+            (&["--doc-stride", "400"], "doc_stride"),
+            (&["--graph", "int8"], "--graph int8"),
+            (&["--host", "not a host"], "--host"),
+            (&["--max-queued-windows", "4"], "--max-queued-windows"),
+            (&["--threads", "0"], "--threads"),
+        ];
+        for (args, needle) in cases {
+            let err = parse(args).validate(&manifest()).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn ipv6_hosts_bind() {
+        let config = parse(&["--host", "::1", "--port", "0"]);
+        assert!(config.address().unwrap().is_ipv6());
+    }
+}

@@ -1,0 +1,175 @@
+//! The one error type of the HTTP API and its mapping to status codes, in one place, so that
+//! every failure, ours or axum's, reaches the client as `{error, error_type}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use thiserror::Error;
+use utoipa::ToSchema;
+
+/// Everything a request can fail with.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// The body is not valid JSON (or not UTF-8, or truncated).
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// The body is not what the endpoint reads (e.g. a broken gzip stream or multipart form).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed JSON with missing fields, wrong types or values out of range.
+    #[error("{0}")]
+    Validation(String),
+    /// The body exceeds the endpoint's limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The Content-Type is not one the endpoint reads.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Too many requests or windows already waiting: try again shortly.
+    #[error("{0}")]
+    Overloaded(String),
+    /// Another evaluation is running (one at a time).
+    #[error("an evaluation is already running; try again when it finishes")]
+    EvaluationRunning,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// No such route.
+    #[error("no route {0}")]
+    NotFound(String),
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A bug or a model failure: never caused by the request's content.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for humans.
+    pub error: String,
+    /// Stable machine-readable kind: `invalid_json`, `bad_request`, `validation`,
+    /// `payload_too_large`, `unsupported_media_type`, `overloaded`, `evaluation_running`,
+    /// `unavailable`, `not_found`, `method_not_allowed`, `internal`.
+    pub error_type: String,
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Overloaded(_) | Self::EvaluationRunning => StatusCode::TOO_MANY_REQUESTS,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `error_type` string (also the `error_type` label of the error metric).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::BadRequest(_) => "bad_request",
+            Self::Validation(_) => "validation",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Overloaded(_) => "overloaded",
+            Self::EvaluationRunning => "evaluation_running",
+            Self::ShuttingDown => "unavailable",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// Maps one of axum's rejections (body too large, unreadable body, bad multipart form) by
+    /// the status axum gives it.
+    pub fn from_rejection(status: StatusCode, text: String) -> Self {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(text),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(text),
+            _ => Self::BadRequest(text),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(error = %self, "request refused");
+        }
+        let body = ErrorBody {
+            error: self.to_string(),
+            error_type: self.error_type().to_string(),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+            .extensions_mut()
+            .insert(ErrorKind(self.error_type()));
+        response
+    }
+}
+
+/// Marks an error response with its `error_type`, for the metrics layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorKind(pub &'static str);
+
+/// The router's fallback: unknown routes answer in our JSON shape too.
+pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_string())
+}
+
+/// The router's method fallback: a known route with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_maps_to_a_client_or_server_status_and_a_stable_type() {
+        let cases = [
+            (ApiError::InvalidJson("x".into()), 400, "invalid_json"),
+            (ApiError::Validation("x".into()), 422, "validation"),
+            (
+                ApiError::PayloadTooLarge("x".into()),
+                413,
+                "payload_too_large",
+            ),
+            (
+                ApiError::UnsupportedMediaType("x".into()),
+                415,
+                "unsupported_media_type",
+            ),
+            (ApiError::Overloaded("x".into()), 429, "overloaded"),
+            (ApiError::EvaluationRunning, 429, "evaluation_running"),
+            (ApiError::ShuttingDown, 503, "unavailable"),
+            (ApiError::Internal("x".into()), 500, "internal"),
+        ];
+        for (error, status, kind) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.error_type(), kind);
+            let response = error.into_response();
+            let retry = response.headers().get(header::RETRY_AFTER).is_some();
+            assert_eq!(retry, status == 429 || status == 503);
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The batching decision as a pure function over the waiting windows: which windows run
+//! next, or how long to wait for company. No threads or clocks of its own, so every rule is
+//! unit-tested directly; [`super::batcher`] drives it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Who is waiting: interactive `/answer` windows always go before `/evaluate`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// A client waits on this answer.
+    Interactive,
+    /// Bulk work (an evaluation) that fills the gaps.
+    Background,
+}
+
+/// Limits of one inference batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchBudget {
+    /// Most windows.
+    pub max_windows: usize,
+    /// Most padded tokens (windows x longest window).
+    pub max_tokens: usize,
+    /// How long the oldest window may wait for a fuller batch.
+    pub max_delay: Duration,
+}
+
+/// What the batcher should do now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision<T> {
+    /// Run these items now (in this order).
+    Run(Vec<T>),
+    /// Nothing worth running yet: wait for more work until this instant, then decide again.
+    WaitUntil(Instant),
+    /// Nothing is waiting.
+    Idle,
+}
+
+#[derive(Debug)]
+struct Waiting<T> {
+    item: T,
+    tokens: usize,
+    since: Instant,
+}
+
+/// Windows waiting for inference, by priority, each in arrival order.
+#[derive(Debug)]
+pub struct WindowQueue<T> {
+    interactive: VecDeque<Waiting<T>>,
+    background: VecDeque<Waiting<T>>,
+}
+
+impl<T> Default for WindowQueue<T> {
+    fn default() -> Self {
+        Self {
+            interactive: VecDeque::new(),
+            background: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> WindowQueue<T> {
+    /// Adds one window of `tokens` tokens that arrived at `since`.
+    pub fn push(&mut self, priority: Priority, item: T, tokens: usize, since: Instant) {
+        let waiting = Waiting {
+            item,
+            tokens,
+            since,
+        };
+        match priority {
+            Priority::Interactive => self.interactive.push_back(waiting),
+            Priority::Background => self.background.push_back(waiting),
+        }
+    }
+
+    /// Windows waiting.
+    pub fn len(&self) -> usize {
+        self.interactive.len() + self.background.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the items `keep` rejects (windows of requests whose client went away) and
+    /// returns how many were dropped.
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) -> usize {
+        let before = self.len();
+        self.interactive.retain(|w| keep(&w.item));
+        self.background.retain(|w| keep(&w.item));
+        before - self.len()
+    }
+
+    /// Decides the next batch: interactive windows first, then background ones, in arrival
+    /// order, while both budgets hold. The batch runs at once when it is full or when its
+    /// oldest window has waited `max_delay`; otherwise the batcher waits for company.
+    pub fn decide(&mut self, now: Instant, budget: &BatchBudget) -> Decision<T> {
+        let oldest = self
+            .interactive
+            .front()
+            .into_iter()
+            .chain(self.background.front())
+            .map(|w| w.since)
+            .min();
+        let Some(oldest) = oldest else {
+            return Decision::Idle;
+        };
+        let (mut from_interactive, mut longest, mut full) = (0, 0, false);
+        let order = self.interactive.iter().chain(self.background.iter());
+        let mut taken = 0;
+        for (i, waiting) in order.enumerate() {
+            let widest = longest.max(waiting.tokens);
+            let fits = taken < budget.max_windows.max(1)
+                && (taken == 0 || (taken + 1) * widest <= budget.max_tokens);
+            if !fits {
+                full = true;
+                break;
+            }
+            taken += 1;
+            longest = widest;
+            if i < self.interactive.len() {
+                from_interactive += 1;
+            }
+        }
+        full |= taken == budget.max_windows.max(1);
+        let deadline = oldest + budget.max_delay;
+        if !full && now < deadline {
+            return Decision::WaitUntil(deadline);
+        }
+        let mut batch: Vec<T> = self
+            .interactive
+            .drain(..from_interactive)
+            .map(|w| w.item)
+            .collect();
+        batch.extend(
+            self.background
+                .drain(..taken - from_interactive)
+                .map(|w| w.item),
+        );
+        Decision::Run(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(max_windows: usize, max_tokens: usize, delay_ms: u64) -> BatchBudget {
+        BatchBudget {
+            max_windows,
+            max_tokens,
+            max_delay: Duration::from_millis(delay_ms),
+        }
+    }
+
+    #[test]
+    fn an_empty_queue_is_idle() {
+        let mut queue: WindowQueue<u32> = WindowQueue::default();
+        assert_eq!(
+            queue.decide(Instant::now(), &budget(4, 100, 5)),
+            Decision::Idle
+        );
+    }
+
+    #[test]
+    fn a_lone_window_waits_for_company_until_its_deadline() {
+        let t0 = Instant::now();
+        let mut queue = WindowQueue::default();
+        queue.push(Priority::Interactive, 1, 10, t0);
+        let b = budget(4, 100, 5);
+        assert_eq!(
+            queue.decide(t0, &b),
+            Decision::WaitUntil(t0 + Duration::from_millis(5))
+        );
+        assert_eq!(
+            queue.decide(t0 + Duration::from_millis(5), &b),
+            Decision::Run(vec![1])
+        );
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_full_batch_runs_at_once_and_leaves_the_rest() {
+        let t0 = Instant::now();
+        let mut queue = WindowQueue::default();
+        for i in 0..5 {
+            queue.push(Priority::Interactive, i, 10, t0);
+        }
+        assert_eq!(
+            queue.decide(t0, &budget(4, 100, 1000)),
+            Decision::Run(vec![0, 1, 2, 3])
+        );
+        assert_eq!(queue.len(), 1);
+    }
+
+    #[test]
+    fn the_token_budget_counts_padding_to_the_longest_window() {
+        let t0 = Instant::now();
+        let mut queue = WindowQueue::default();
+        queue.push(Priority::Interactive, 0, 10, t0);
+        queue.push(Priority::Interactive, 1, 40, t0);
+        queue.push(Priority::Interactive, 2, 10, t0);
+        // 2 x 40 = 80 fits, 3 x 40 = 120 does not.
+        assert_eq!(
+            queue.decide(t0, &budget(8, 100, 1000)),
+            Decision::Run(vec![0, 1])
+        );
+    }
+
+    #[test]
+    fn a_window_longer_than_the_budget_still_runs_alone() {
+        let t0 = Instant::now();
+        let mut queue = WindowQueue::default();
+        queue.push(Priority::Interactive, 0, 500, t0);
+        queue.push(Priority::Interactive, 1, 10, t0);
+        assert_eq!(
+            queue.decide(t0, &budget(8, 100, 1000)),
+            Decision::Run(vec![0])
+        );
+    }
+
+    #[test]
+    fn interactive_windows_overtake_background_ones() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(1);
+        let mut queue = WindowQueue::default();
+        for i in 0..3 {
+            queue.push(Priority::Background, 100 + i, 10, t0);
+        }
+        queue.push(Priority::Interactive, 1, 10, later);
+        assert_eq!(
+            queue.decide(later, &budget(2, 1000, 0)),
+            Decision::Run(vec![1, 100])
+        );
+        assert_eq!(
+            queue.decide(later, &budget(2, 1000, 0)),
+            Decision::Run(vec![101, 102])
+        );
+    }
+
+    #[test]
+    fn the_oldest_window_of_either_priority_sets_the_deadline() {
+        let t0 = Instant::now();
+        let mut queue = WindowQueue::default();
+        queue.push(Priority::Background, 7, 10, t0);
+        queue.push(Priority::Interactive, 1, 10, t0 + Duration::from_millis(3));
+        assert_eq!(
+            queue.decide(t0 + Duration::from_millis(3), &budget(8, 1000, 5)),
+            Decision::WaitUntil(t0 + Duration::from_millis(5))
+        );
+    }
+
+    #[test]
+    fn retain_drops_abandoned_windows() {
+        let t0 = Instant::now();
+        let mut queue = WindowQueue::default();
+        for i in 0..4 {
+            queue.push(Priority::Interactive, i, 10, t0);
+            queue.push(Priority::Background, 10 + i, 10, t0);
+        }
+        assert_eq!(queue.retain(|&i| i % 2 == 0), 4);
+        assert_eq!(
+            queue.decide(t0, &budget(8, 1000, 0)),
+            Decision::Run(vec![0, 2, 10, 12])
+        );
+    }
+}
