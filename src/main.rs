@@ -53,6 +53,9 @@ enum Command {
         /// Also write the int8 graph (dynamic quantization, per-channel weights).
         #[arg(long)]
         int8: bool,
+        /// Write only the int8 graph (a smaller folder to ship); implies --int8.
+        #[arg(long)]
+        int8_only: bool,
         /// Which dense layers the int8 graph quantizes.
         #[arg(long, value_enum, default_value_t = WeightFormat::Int8)]
         int8_mode: WeightFormat,
@@ -77,6 +80,15 @@ enum Command {
     },
     /// Serve a model folder over HTTP (POST /answer, POST /evaluate, GET /metrics, /docs).
     Serve(Box<ServeConfig>),
+    /// Health-check a running server: GET the URL, exit 0 on a 2xx answer (container
+    /// HEALTHCHECKs use this, so the image needs no curl).
+    Probe {
+        /// e.g. http://127.0.0.1:8080/health
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
     /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
     Openapi,
     /// Predict every question of a SQuAD file with a model folder (like run_qa's --do_predict);
@@ -202,6 +214,13 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => serve(*config),
+        Command::Probe { url, timeout_secs } => {
+            let status =
+                bertqa::serve::probe::probe(&url, std::time::Duration::from_secs(timeout_secs))
+                    .map_err(anyhow::Error::msg)?;
+            println!("{status}");
+            Ok(())
+        }
         Command::Openapi => {
             print!(
                 "{}",
@@ -229,6 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             checkpoint,
             out,
             int8,
+            int8_only,
             int8_mode,
             ops,
             squad_version,
@@ -246,7 +266,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("--int8-mode must be int8 or int8-mixed");
             }
             let options = ExportOptions {
-                int8: int8.then_some(int8_mode),
+                fp32: !int8_only,
+                int8: (int8 || int8_only).then_some(int8_mode),
                 ops,
                 window,
                 max_answer_len,

@@ -55,6 +55,40 @@ fn export_then_predict_then_score() {
     ] {
         assert!(model.join(file).is_file(), "{file}");
     }
+    let shipped = dir.path().join("int8-only");
+    ok(&bertqa(&[
+        &"export",
+        &"--checkpoint",
+        &checkpoint,
+        &"--out",
+        &shipped,
+        &"--int8-only",
+    ]));
+    assert!(!shipped.join("model.onnx").exists());
+    let manifest = bertqa::model::manifest::ModelManifest::load(&shipped).unwrap();
+    assert_eq!(manifest.graphs, ["model-int8.onnx"]);
+    common::failed_with(
+        &bertqa(&[
+            &"serve",
+            &"--model-dir",
+            &shipped,
+            &"--graph",
+            &"fp32",
+            &"--port",
+            &"0",
+        ]),
+        "model.onnx is missing",
+    );
+    common::failed_with(
+        &bertqa(&[
+            &"serve",
+            &"--model-dir",
+            &model,
+            &"--max-batch-tokens",
+            &"100",
+        ]),
+        "--max-batch-tokens",
+    );
     let data = common::squad_dir().join("dev-v1.1.json.gz");
     let preds = dir.path().join("preds.json");
     ok(&bertqa(&[
@@ -96,6 +130,10 @@ fn bad_paths_and_options_are_explained() {
             &"--out",
             &dir.path().join("p.json"),
         ]),
+        "bertqa.json",
+    );
+    common::failed_with(
+        &bertqa(&[&"serve", &"--model-dir", &nowhere]),
         "bertqa.json",
     );
     common::failed_with(

@@ -661,6 +661,14 @@ async fn health_ready_docs_and_metrics_report_the_traffic() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(config(&model(&dir), &[])).await;
     assert_eq!(server.get_text("/health").await.0, 200);
+    let probe = |path: &str| {
+        let url = server.url(path);
+        let timeout = Duration::from_secs(3);
+        std::thread::spawn(move || bertqa::serve::probe::probe(&url, timeout))
+    };
+    let healthy = probe("/health").join().unwrap();
+    assert!(healthy.unwrap().contains("200"));
+    assert!(probe("/nope").join().unwrap().unwrap_err().contains("404"));
     assert_eq!(server.get_text("/ready").await.0, 200);
     let (status, docs) = server.get_text("/docs/").await;
     assert_eq!(status, 200);

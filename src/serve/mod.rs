@@ -21,6 +21,7 @@ pub mod evaluate;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod probe;
 pub mod queue;
 
 use std::future::Future;

@@ -1,0 +1,101 @@
+//! HTTP load generator for `/answer`: dev questions at fixed concurrency levels, q/s and
+//! latency percentiles. It speaks the same JSON to bertqa and to the Hugging Face peer
+//! (bench/serve_hf.py), so both are measured by the same client in one run.
+//!
+//! `cargo bench --bench load -- URL SQUAD_FILE QUESTIONS CONCURRENCY[,CONCURRENCY...] LABEL`
+//! prints one line per level: `LABEL c=C: Q q/s p50=.. p95=.. p99=.. ms failed=F`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bertqa::squad::load_squad;
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted
+        .get(index)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+}
+
+async fn level(
+    url: &str,
+    bodies: &Arc<Vec<String>>,
+    concurrency: usize,
+) -> (f64, Vec<Duration>, usize) {
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, next, bodies, url) = (
+                client.clone(),
+                next.clone(),
+                bodies.clone(),
+                url.to_string(),
+            );
+            tokio::spawn(async move {
+                let (mut latencies, mut failed) = (vec![], 0);
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(body) = bodies.get(i) else { break };
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    let answered = match response {
+                        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                        _ => false,
+                    };
+                    if answered {
+                        latencies.push(sent.elapsed());
+                    } else {
+                        failed += 1;
+                    }
+                }
+                (latencies, failed)
+            })
+        })
+        .collect();
+    let (mut latencies, mut failed) = (vec![], 0);
+    for worker in workers {
+        let (l, f) = worker.await.expect("worker");
+        latencies.extend(l);
+        failed += f;
+    }
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    (rate, latencies, failed)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    let [_, url, data, questions, levels, label] = args.as_slice() else {
+        anyhow::bail!("usage: load URL SQUAD_FILE QUESTIONS CONCURRENCY[,..] LABEL");
+    };
+    let questions: usize = questions.parse()?;
+    let bodies: Vec<String> = load_squad(std::path::Path::new(data))?
+        .examples()
+        .into_iter()
+        .take(questions)
+        .map(|e| serde_json::json!({"question": e.question, "context": &*e.context}).to_string())
+        .collect();
+    let bodies = Arc::new(bodies);
+    let warmup = Arc::new(bodies.iter().take(16).cloned().collect::<Vec<_>>());
+    level(url, &warmup, 2).await;
+    for concurrency in levels.split(',') {
+        let concurrency: usize = concurrency.parse()?;
+        let (rate, latencies, failed) = level(url, &bodies, concurrency).await;
+        println!(
+            "{label} c={concurrency}: {rate:.1} q/s p50={:.1} p95={:.1} p99={:.1} ms failed={failed}",
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.95),
+            percentile(&latencies, 0.99),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! The shipped default model (`models/minilm-l6-squad1`) served over HTTP answers real SQuAD
+//! questions: the questions below are dev v1.1 questions its model card's evaluation gets
+//! right, and the first 300 dev questions must score near the card's overall numbers.
+
+mod common;
+
+use std::path::PathBuf;
+
+use bertqa::squad::{load_squad, metrics::exact_match};
+use common::server::{config, TestServer};
+use serde_json::json;
+
+fn default_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1")
+}
+
+/// Dev v1.1 ids answered exactly right by the shipped int8 graph in its card's evaluation.
+const RIGHT_IN_THE_CARD: [&str; 12] = [
+    "56be4db0acb8001400a502ec", // Which NFL team represented the AFC at Super Bowl 50?
+    "5733a1854776f41900660f0e", // How many rooms does the Warsaw Historical Museum have?
+    "56e1ec83cd28a01900c67c0c", // That there currently exists no known integer factorization problem underpins what commonly used system?
+    "570966e0200fba1400367f4f", // What are BSkyB's standard definition broadcasts compliant with?
+    "57265526708984140094c2be", // Which countries became dependent on US's security assurance to threats?
+    "5725e45689a1e219009ac04b", // Which Fresno district is the center for the LGBT community?
+    "5726f4a0708984140094d6ed", // The paintings donated by John Sheepshanks were by artists of which nationality?
+    "5728fc2eaf94a219006a9ecb", // Vaginal secretions serve as a chemical protective barrier following what?
+    "572a0a391d046914007796df", // What has crime rate been show to be correlated with in a society?
+    "572921646aef051400154a7a", // Where is English spoken the most?
+    "572fd73e947a6a140053cd35", // What do the leaders of the opposition parties and other MSPs question the First Minister about?
+    "5737a7351c456719005744f1", // What is the only form potential energy can change into?
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_model_answers_real_questions_over_http() {
+    let folder = default_model();
+    assert!(
+        folder.join("bertqa.json").is_file(),
+        "the default model folder {} is missing",
+        folder.display()
+    );
+    let server = TestServer::start(config(&folder, &[])).await;
+    let examples = load_squad(&common::squad_dir().join("dev-v1.1.json.gz"))
+        .unwrap()
+        .examples();
+    for id in RIGHT_IN_THE_CARD {
+        let example = examples.iter().find(|e| e.id == id).unwrap();
+        let (status, answer) = server
+            .post_json(
+                "/answer",
+                &json!({"question": example.question, "context": &*example.context}),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let text = answer["answer"].as_str().unwrap();
+        let right = example
+            .gold_texts
+            .iter()
+            .any(|g| exact_match(text, g) == 1.0);
+        assert!(
+            right,
+            "{}: answered {text:?}, gold {:?}",
+            example.question, example.gold_texts
+        );
+    }
+    let dev = std::fs::read(common::squad_dir().join("dev-v1.1.json.gz")).unwrap();
+    let (status, scores) = server
+        .post_raw("/evaluate?limit=300", Some("application/gzip"), dev)
+        .await;
+    assert_eq!(status, 200, "{scores}");
+    let (em, f1) = (
+        scores["exact_match"].as_f64().unwrap(),
+        scores["f1"].as_f64().unwrap(),
+    );
+    assert!(
+        em >= 60.0 && f1 >= 70.0,
+        "first 300 dev questions: EM {em:.1}, F1 {f1:.1}"
+    );
+    server.stop().await.unwrap();
+}
