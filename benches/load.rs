@@ -4,6 +4,10 @@
 //!
 //! `cargo bench --bench load -- URL SQUAD_FILE QUESTIONS CONCURRENCY[,CONCURRENCY...] LABEL`
 //! prints one line per level: `LABEL c=C: Q q/s p50=.. p95=.. p99=.. ms failed=F`.
+//!
+//! `cargo bench --bench load -- soak URL SQUAD_FILE RATE SECONDS` sends RATE requests per
+//! second open-loop (not waiting for answers) for SECONDS and prints, every 10 s and at the
+//! end, how many were answered 200, refused 429, or failed otherwise (which must stay 0).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -71,20 +75,91 @@ async fn level(
     (rate, latencies, failed)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
-    let [_, url, data, questions, levels, label] = args.as_slice() else {
-        anyhow::bail!("usage: load URL SQUAD_FILE QUESTIONS CONCURRENCY[,..] LABEL");
-    };
-    let questions: usize = questions.parse()?;
-    let bodies: Vec<String> = load_squad(std::path::Path::new(data))?
+/// Requests answered 200, refused 429, and anything else (errors, other codes, no answer).
+#[derive(Default)]
+struct Outcomes {
+    answered: AtomicUsize,
+    refused: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl Outcomes {
+    fn line(&self) -> String {
+        format!(
+            "answered={} refused={} failed={}",
+            self.answered.load(Ordering::SeqCst),
+            self.refused.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst)
+        )
+    }
+}
+
+async fn soak(url: &str, bodies: Vec<String>, rate: f64, seconds: u64) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let outcomes = Arc::new(Outcomes::default());
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let (mut sent, mut last_report, mut pending) = (0usize, 0u64, tokio::task::JoinSet::new());
+    while started.elapsed() < Duration::from_secs(seconds) {
+        ticker.tick().await;
+        let body = bodies[sent % bodies.len()].clone();
+        let (client, url, counts) = (client.clone(), url.to_string(), outcomes.clone());
+        pending.spawn(async move {
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            let counter = match response {
+                Ok(r) if r.status().as_u16() == 429 => &counts.refused,
+                Ok(r) if r.status().is_success() => match r.bytes().await {
+                    Ok(_) => &counts.answered,
+                    Err(_) => &counts.failed,
+                },
+                _ => &counts.failed,
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        sent += 1;
+        while pending.try_join_next().is_some() {}
+        let elapsed = started.elapsed().as_secs();
+        if elapsed >= last_report + 10 {
+            last_report = elapsed;
+            println!("soak t={elapsed}s sent={sent} {}", outcomes.line());
+        }
+    }
+    while pending.join_next().await.is_some() {}
+    println!("soak done sent={sent} {}", outcomes.line());
+}
+
+/// `/answer` bodies of the first `questions` questions of a SQuAD file.
+fn request_bodies(data: &str, questions: usize) -> anyhow::Result<Vec<String>> {
+    Ok(load_squad(std::path::Path::new(data))?
         .examples()
         .into_iter()
         .take(questions)
         .map(|e| serde_json::json!({"question": e.question, "context": &*e.context}).to_string())
-        .collect();
-    let bodies = Arc::new(bodies);
+        .collect())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    if let [_, mode, url, data, rate, seconds] = args.as_slice() {
+        if mode == "soak" {
+            let bodies = request_bodies(data, 10_570)?;
+            soak(url, bodies, rate.parse()?, seconds.parse()?).await;
+            return Ok(());
+        }
+    }
+    let [_, url, data, questions, levels, label] = args.as_slice() else {
+        anyhow::bail!("usage: load URL SQUAD_FILE QUESTIONS CONCURRENCY[,..] LABEL");
+    };
+    let bodies = Arc::new(request_bodies(data, questions.parse()?)?);
     let warmup = Arc::new(bodies.iter().take(16).cloned().collect::<Vec<_>>());
     level(url, &warmup, 2).await;
     for concurrency in levels.split(',') {

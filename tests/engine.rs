@@ -50,30 +50,76 @@ fn fp32_and_int8_graphs_run_padding_invariant_and_agree() {
     assert!(spread > 0.1, "logits carry signal ({spread})");
 
     // Each window alone (no padding) gives the same logits on its real tokens.
-    for (row, w) in windows.iter().enumerate() {
-        let (alone, _) = fp32.run(&PaddedBatch::from_windows(&[w], 0)).unwrap();
-        let padded = &start[row * batch.seq_len..row * batch.seq_len + w.len()];
-        let diff = alone
-            .iter()
-            .zip(padded)
-            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(
-            diff < 1e-4,
-            "window {row}: padding changed logits by {diff}"
-        );
-    }
+    let diff = batching_effect(&mut fp32, &windows);
+    assert!(diff < 1e-4, "batching changed logits by {diff}");
 
     let mut int8 = Engine::load(&folder, &cpu(true)).unwrap();
     let (start8, _) = int8.run(&batch).unwrap();
-    let real: Vec<(f32, f32)> = start
+    let corr = real_token_correlation(&start, &start8, &batch);
+    assert!(corr > 0.97, "int8 vs fp32 logit correlation {corr}");
+}
+
+/// Largest change of any real token's start logit between running each window alone and
+/// running all of them as one padded batch.
+fn batching_effect(engine: &mut Engine, windows: &[bertqa::features::Window]) -> f32 {
+    let refs: Vec<_> = windows.iter().collect();
+    let batch = PaddedBatch::from_windows(&refs, 0);
+    let (start, _) = engine.run(&batch).unwrap();
+    let mut largest = 0.0f32;
+    for (row, w) in windows.iter().enumerate() {
+        let (alone, _) = engine.run(&PaddedBatch::from_windows(&[w], 0)).unwrap();
+        let padded = &start[row * batch.seq_len..row * batch.seq_len + w.len()];
+        largest = alone
+            .iter()
+            .zip(padded)
+            .fold(largest, |m, (a, b)| m.max((a - b).abs()));
+    }
+    largest
+}
+
+#[test]
+fn rowwise_int8_answers_do_not_depend_on_batch_mates() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = common::tiny_model_folder(dir.path());
+    let rowwise = dir.path().join("rowwise");
+    let options = ExportOptions {
+        int8: Some(bertqa::onnx::bert::WeightFormat::Int8Rowwise),
+        ..ExportOptions::default()
+    };
+    export_model_folder(&dir.path().join("checkpoint"), &rowwise, &options).unwrap();
+    let featurizer =
+        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
+    let windows = windows_batch(&featurizer);
+    let mut engine = Engine::load(&rowwise, &cpu(true)).unwrap();
+    let diff = batching_effect(&mut engine, &windows);
+    assert!(
+        diff < 1e-4,
+        "row-wise int8: batching changed logits by {diff}"
+    );
+    let refs: Vec<_> = windows.iter().collect();
+    let batch = PaddedBatch::from_windows(&refs, 0);
+    let (fp32, _) = Engine::load(&folder, &cpu(false))
+        .unwrap()
+        .run(&batch)
+        .unwrap();
+    let (int8, _) = engine.run(&batch).unwrap();
+    let corr = real_token_correlation(&fp32, &int8, &batch);
+    assert!(
+        corr > 0.99,
+        "row-wise int8 vs fp32 logit correlation {corr}"
+    );
+}
+
+/// Pearson correlation of two logit sets over the batch's real (unpadded) tokens.
+fn real_token_correlation(a: &[f32], b: &[f32], batch: &PaddedBatch) -> f64 {
+    let real: Vec<(f32, f32)> = a
         .iter()
-        .zip(&start8)
+        .zip(b)
         .zip(&batch.attention_mask)
         .filter(|(_, &m)| m == 1)
-        .map(|((a, b), _)| (*a, *b))
+        .map(|((x, y), _)| (*x, *y))
         .collect();
-    let corr = correlation(&real);
-    assert!(corr > 0.97, "int8 vs fp32 logit correlation {corr}");
+    correlation(&real)
 }
 
 fn correlation(pairs: &[(f32, f32)]) -> f64 {

@@ -170,6 +170,12 @@ impl GraphBuilder {
         )
     }
 
+    /// A uint8 constant under a fresh name.
+    pub fn uint8_const(&mut self, hint: &str, dims: &[usize], values: &[u8]) -> String {
+        let name = self.fresh(hint);
+        self.initializer(&name, data_type::UINT8, dims, values.to_vec())
+    }
+
     /// An int64 constant.
     pub fn int64_tensor(&mut self, name: &str, dims: &[usize], values: &[i64]) -> String {
         self.initializer(

@@ -5,6 +5,7 @@ pub mod bert;
 pub mod graph;
 pub mod proto;
 pub mod quantize;
+pub mod rowwise;
 pub mod weights;
 
 use thiserror::Error;

@@ -127,6 +127,8 @@ pub struct AttributeProto {
 pub mod data_type {
     /// 32-bit float.
     pub const FLOAT: i32 = 1;
+    /// Unsigned 8-bit integer.
+    pub const UINT8: i32 = 2;
     /// Signed 8-bit integer.
     pub const INT8: i32 = 3;
     /// 32-bit integer.
