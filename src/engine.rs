@@ -194,7 +194,8 @@ impl Engine {
         &self.graph
     }
 
-    /// Start and end logits (row-major `[B, L]`) of a padded batch.
+    /// Start and end logits (row-major `[B, L]`) of a padded batch; a graph that returns any
+    /// other size is an error, so callers can slice rows without checking.
     pub fn run(&mut self, batch: &PaddedBatch) -> Result<BatchLogits, EngineError> {
         let shape = vec![batch.batch_size as i64, batch.seq_len as i64];
         let tensor = |v: &[i64]| {
@@ -210,10 +211,19 @@ impl Engine {
             .session
             .run(inputs)
             .map_err(|e| EngineError::Inference(e.to_string()))?;
+        let cells = batch.padded_tokens();
         let extract = |name: &str| -> Result<Vec<f32>, EngineError> {
             let (_, values) = outputs[name]
                 .try_extract_tensor::<f32>()
                 .map_err(|e| EngineError::Inference(e.to_string()))?;
+            if values.len() != cells {
+                return Err(EngineError::Inference(format!(
+                    "{name}: {} values for a {}x{} batch",
+                    values.len(),
+                    batch.batch_size,
+                    batch.seq_len
+                )));
+            }
             Ok(values.to_vec())
         };
         Ok((extract("start_logits")?, extract("end_logits")?))

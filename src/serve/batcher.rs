@@ -207,47 +207,52 @@ impl Batcher {
     }
 
     fn drop_abandoned(&mut self) {
-        let jobs = &self.jobs;
-        let dropped = self
-            .queue
-            .retain(|(id, _)| jobs.get(id).is_some_and(|j| !j.reply.is_closed()));
-        if dropped > 0 {
-            self.jobs.retain(|_, j| !j.reply.is_closed());
-            self.queued.fetch_sub(dropped, Ordering::SeqCst);
-            self.metrics.dropped_windows.inc_by(dropped as u64);
-            self.metrics.queue_depth.set(self.queue.len() as i64);
-            tracing::debug!(dropped, "dropped windows of disconnected clients");
+        // One look at each reply channel, so the queue and the job table drop the same jobs
+        // even when a client leaves while this runs.
+        let abandoned: Vec<u64> = self
+            .jobs
+            .iter()
+            .filter(|(_, job)| job.reply.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
+        if abandoned.is_empty() {
+            return;
         }
+        for id in &abandoned {
+            self.jobs.remove(id);
+        }
+        let jobs = &self.jobs;
+        let dropped = self.queue.retain(|(id, _)| jobs.contains_key(id));
+        self.queued.fetch_sub(dropped, Ordering::SeqCst);
+        self.metrics.dropped_windows.inc_by(dropped as u64);
+        self.metrics.queue_depth.set(self.queue.len() as i64);
+        tracing::debug!(dropped, "dropped windows of disconnected clients");
     }
 
     fn run_batch(&mut self, batch: &[(u64, usize)]) {
         self.queued.fetch_sub(batch.len(), Ordering::SeqCst);
         self.metrics.queue_depth.set(self.queue.len() as i64);
-        let windows: Vec<&Window> = batch
+        // Windows of a job that already failed have nobody to answer; rows stay aligned with
+        // `members` whatever is skipped.
+        let members: Vec<(u64, usize)> = batch
             .iter()
-            .filter_map(|(id, i)| self.jobs.get(id).map(|j| &j.windows[*i]))
+            .copied()
+            .filter(|(id, _)| self.jobs.contains_key(id))
+            .collect();
+        if members.is_empty() {
+            return;
+        }
+        let windows: Vec<&Window> = members
+            .iter()
+            .map(|(id, i)| &self.jobs[id].windows[*i])
             .collect();
         let padded = PaddedBatch::from_windows(&windows, self.pad_id);
         let started = Instant::now();
-        for (id, _) in batch {
-            if let Some(job) = self.jobs.get(id) {
-                let waited = started.saturating_duration_since(job.since);
-                self.metrics.queue_seconds.observe(waited.as_secs_f64());
-            }
+        for (id, _) in &members {
+            let waited = started.saturating_duration_since(self.jobs[id].since);
+            self.metrics.queue_seconds.observe(waited.as_secs_f64());
         }
-        let result = self.engine.run(&padded).and_then(|(start, end)| {
-            let cells = padded.padded_tokens();
-            if start.len() == cells && end.len() == cells {
-                Ok((start, end))
-            } else {
-                Err(crate::engine::EngineError::Inference(format!(
-                    "{} logits for a {}x{} batch",
-                    start.len().min(end.len()),
-                    padded.batch_size,
-                    padded.seq_len
-                )))
-            }
-        });
+        let result = self.engine.run(&padded);
         self.metrics
             .inference_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -257,14 +262,14 @@ impl Batcher {
             .observe(padded.padded_tokens() as f64);
         match result {
             Ok((start, end)) => {
-                for (row, (id, index)) in batch.iter().enumerate() {
+                for (row, (id, index)) in members.into_iter().enumerate() {
                     let offset = row * padded.seq_len;
-                    self.deliver(*id, *index, &start[offset..], &end[offset..]);
+                    self.deliver(id, index, &start[offset..], &end[offset..]);
                 }
             }
             Err(error) => {
-                tracing::error!(%error, windows = batch.len(), "inference failed");
-                for (id, _) in batch {
+                tracing::error!(%error, windows = members.len(), "inference failed");
+                for (id, _) in &members {
                     if let Some(job) = self.jobs.remove(id) {
                         let _ = job.reply.send(Err(ApiError::Internal(error.to_string())));
                     }
