@@ -13,7 +13,7 @@ use super::batcher::WindowLogits as Logits;
 use super::body::{from_value, JsonBody};
 use super::error::{ApiError, ErrorBody};
 use super::queue::Priority;
-use super::AppState;
+use super::{off_runtime, AppState};
 use crate::decode::{decode, DecodeConfig, Prediction, WindowLogits};
 use crate::features::Window;
 
@@ -191,11 +191,9 @@ async fn answer_one(state: &AppState, request: AnswerRequest) -> Result<AnswerRe
         ..DecodeConfig::default()
     };
     let with_null = state.with_null;
-    let prediction = tokio::task::spawn_blocking(move || {
-        decode_windows(&context, &windows, &logits, &decode_config, with_null)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let prediction =
+        off_runtime(move || decode_windows(&context, &windows, &logits, &decode_config, with_null))
+            .await??;
     Ok(respond(&prediction, top_k.unwrap_or(1), with_null))
 }
 

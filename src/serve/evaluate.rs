@@ -20,7 +20,7 @@ use super::answer::decode_windows;
 use super::body::{media_type, read_bytes};
 use super::error::{ApiError, ErrorBody};
 use super::queue::Priority;
-use super::AppState;
+use super::{off_runtime, AppState};
 use crate::decode::DecodeConfig;
 use crate::predict::prediction_files;
 use crate::squad::{metrics, parse_squad_within, Example, LoadError, SquadFile};
@@ -125,22 +125,21 @@ async fn run(
     let started = Instant::now();
     let bytes = squad_bytes(request, state).await?;
     let inflate_limit = state.config.evaluate_payload_limit.saturating_mul(4);
-    let dataset = tokio::task::spawn_blocking(move || {
+    let dataset = off_runtime(move || {
         let parsed = parse_squad_within(&bytes, "the request body", inflate_limit);
         parsed
             .map(|d| match query.limit {
                 Some(n) => d.truncated(n),
                 None => d,
             })
-            .map_err(|e| load_error(e, &bytes))
+            .map_err(load_error)
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let examples = dataset.examples();
+    .await??;
+    let examples = Arc::new(dataset.examples());
     if examples.is_empty() {
         return Err(ApiError::Validation("the file has no questions".into()));
     }
-    let answers = predict(state, &examples).await?;
+    let answers = predict(state, examples).await?;
     let scores = metrics::score(&dataset, &answers, None, 1.0)
         .map_err(|e| ApiError::Validation(e.to_string()))?;
     let response = response(
@@ -194,20 +193,13 @@ async fn squad_bytes(request: Request, state: &Arc<AppState>) -> Result<Bytes, A
     }
 }
 
-fn load_error(error: LoadError, bytes: &[u8]) -> ApiError {
+fn load_error(error: LoadError) -> ApiError {
     match error {
         LoadError::TooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
-        LoadError::Json { .. } => {
-            // Only on failure: tell malformed JSON (400) from JSON that is not SQuAD (422).
-            let inflated = crate::squad::load::maybe_gunzip(bytes, "", usize::MAX);
-            let is_json =
-                inflated.is_ok_and(|j| serde_json::from_slice::<serde::de::IgnoredAny>(&j).is_ok());
-            if is_json {
-                ApiError::Validation(error.to_string())
-            } else {
-                ApiError::InvalidJson(error.to_string())
-            }
-        }
+        LoadError::Json {
+            malformed: true, ..
+        } => ApiError::InvalidJson(error.to_string()),
+        LoadError::Json { .. } => ApiError::Validation(error.to_string()),
         LoadError::Gzip { .. } | LoadError::Io { .. } => ApiError::BadRequest(error.to_string()),
     }
 }
@@ -216,20 +208,18 @@ fn load_error(error: LoadError, bytes: &[u8]) -> ApiError {
 /// windows together so that batches pad little.
 async fn predict(
     state: &Arc<AppState>,
-    examples: &[Example],
+    examples: Arc<Vec<Example>>,
 ) -> Result<HashMap<String, String>, ApiError> {
     let tokenized = {
-        let featurizer = state.featurizer.clone();
-        let examples = examples.to_vec();
+        let (featurizer, examples) = (state.featurizer.clone(), examples.clone());
         let started = Instant::now();
-        let windows = tokio::task::spawn_blocking(move || {
+        let windows = off_runtime(move || {
             examples
                 .iter()
                 .map(|e| featurizer.windows(&e.question, &e.context).map(Arc::new))
                 .collect::<Result<Vec<_>, _>>()
         })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .await?
         .map_err(|e| ApiError::Validation(e.to_string()))?;
         state
             .metrics
@@ -254,12 +244,12 @@ async fn predict(
         let (i, result) = joined.map_err(|e| ApiError::Internal(e.to_string()))?;
         logits[i] = result?;
     }
-    let (examples, with_null) = (examples.to_vec(), state.with_null);
+    let with_null = state.with_null;
     let config = DecodeConfig {
         max_answer_len: state.answer_len,
         ..DecodeConfig::default()
     };
-    tokio::task::spawn_blocking(move || {
+    off_runtime(move || {
         let predictions = examples
             .iter()
             .zip(&tokenized)
@@ -269,8 +259,7 @@ async fn predict(
         let (answers, _) = prediction_files(&examples, &predictions, with_null.then_some(0.0));
         Ok(answers)
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .await?
 }
 
 fn response(

@@ -89,9 +89,8 @@ impl AppState {
     ) -> Result<Vec<Window>, ApiError> {
         let featurizer = self.featurizer.clone();
         let started = Instant::now();
-        let windows = tokio::task::spawn_blocking(move || featurizer.windows(&question, &context))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
+        let windows = off_runtime(move || featurizer.windows(&question, &context))
+            .await?
             .map_err(|e| ApiError::Validation(e.to_string()))?;
         self.metrics
             .tokenize_seconds
@@ -103,6 +102,16 @@ impl AppState {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
+}
+
+/// Runs CPU work (tokenizing, parsing, decoding) on tokio's blocking pool so it never stalls
+/// the async workers that accept and answer connections.
+pub async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// A loaded service: the router to serve and the inference thread behind it.

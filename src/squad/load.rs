@@ -49,6 +49,9 @@ pub enum LoadError {
         column: usize,
         /// What was wrong.
         message: String,
+        /// True when the text is not JSON at all (syntax, truncation), false when it is JSON
+        /// of another shape: the service answers 400 for the first and 422 for the second.
+        malformed: bool,
     },
 }
 
@@ -86,6 +89,7 @@ pub fn parse_squad_within(
             line: inner.line(),
             column: inner.column(),
             message: inner.to_string(),
+            malformed: inner.classify() != serde_json::error::Category::Data,
         }
     })?;
     deserializer.end().map_err(|e| LoadError::Json {
@@ -94,6 +98,7 @@ pub fn parse_squad_within(
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
+        malformed: true,
     })?;
     Ok(parsed)
 }
@@ -155,11 +160,13 @@ mod tests {
             json_path,
             line,
             column,
+            malformed,
             ..
         } = &err
         else {
             panic!("expected a JSON error, got {err}");
         };
+        assert!(!malformed, "valid JSON of the wrong shape");
         assert_eq!(
             json_path,
             "data[0].paragraphs[0].qas[0].answers[0].answer_start"
@@ -187,7 +194,27 @@ mod tests {
     #[test]
     fn trailing_garbage_and_missing_file_are_errors() {
         let err = parse_squad(format!("{TINY} x").as_bytes(), "t").unwrap_err();
-        assert!(matches!(err, LoadError::Json { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LoadError::Json {
+                    malformed: true,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = parse_squad(&TINY.as_bytes()[..40], "cut").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LoadError::Json {
+                    malformed: true,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = load_squad(Path::new("/nonexistent/dev.json")).unwrap_err();
         assert!(matches!(err, LoadError::Io { .. }), "{err}");
     }
