@@ -14,7 +14,7 @@ use ort::value::Tensor;
 use thiserror::Error;
 
 use crate::batch::PaddedBatch;
-use crate::model::manifest::ModelManifest;
+use crate::model::manifest::{ModelManifest, FP32_GRAPH, INT8_GRAPH};
 use crate::predict::BatchLogits;
 
 /// Why the engine could not start or run.
@@ -122,11 +122,7 @@ impl Engine {
             message,
         };
         let manifest = ModelManifest::load(dir).map_err(folder_error)?;
-        let file = if config.int8 {
-            "model-int8.onnx"
-        } else {
-            "model.onnx"
-        };
+        let file = if config.int8 { INT8_GRAPH } else { FP32_GRAPH };
         let graph = dir.join(file);
         if !graph.is_file() {
             return Err(folder_error(format!(

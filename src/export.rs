@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use crate::features::WindowConfig;
-use crate::model::manifest::ModelManifest;
+use crate::model::manifest::{ModelManifest, FP32_GRAPH, INT8_GRAPH};
 use crate::model::BertConfig;
 use crate::onnx::bert::{bert_qa_model, OpStyle, WeightFormat};
 use crate::onnx::weights::Weights;
@@ -65,10 +65,10 @@ pub fn export_model_folder(
     std::fs::create_dir_all(out).map_err(|e| write_error(out, e))?;
     let mut formats = vec![];
     if options.fp32 {
-        formats.push((WeightFormat::Fp32, "model.onnx"));
+        formats.push((WeightFormat::Fp32, FP32_GRAPH));
     }
     if let Some(format) = options.int8 {
-        formats.push((format, "model-int8.onnx"));
+        formats.push((format, INT8_GRAPH));
     }
     if formats.is_empty() {
         return Err(ExportError::Checkpoint(

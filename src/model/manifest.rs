@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::features::WindowConfig;
 
+/// File name of the fp32 graph in a model folder.
+pub const FP32_GRAPH: &str = "model.onnx";
+
+/// File name of the int8 graph in a model folder.
+pub const INT8_GRAPH: &str = "model-int8.onnx";
+
 /// The contents of `bertqa.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelManifest {
@@ -34,6 +40,11 @@ impl ModelManifest {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         serde_json::from_str(&text)
             .map_err(|e| format!("{} is not a bertqa manifest: {e}", path.display()))
+    }
+
+    /// True when the folder was exported with the int8 graph.
+    pub fn has_int8(&self) -> bool {
+        self.graphs.iter().any(|g| g == INT8_GRAPH)
     }
 
     /// True for SQuAD v2.0 models (null answers allowed).

@@ -158,7 +158,7 @@ impl ServeConfig {
                 self.max_queued_windows, self.max_batch_size
             ));
         }
-        if self.graph == GraphChoice::Int8 && !manifest.graphs.iter().any(|g| g == INT8_GRAPH) {
+        if self.graph == GraphChoice::Int8 && !manifest.has_int8() {
             return Err(format!(
                 "--graph int8, but the model folder has only {:?} (export with --int8)",
                 manifest.graphs
@@ -172,12 +172,10 @@ impl ServeConfig {
         match self.graph {
             GraphChoice::Fp32 => false,
             GraphChoice::Int8 => true,
-            GraphChoice::Auto => manifest.graphs.iter().any(|g| g == INT8_GRAPH),
+            GraphChoice::Auto => manifest.has_int8(),
         }
     }
 }
-
-const INT8_GRAPH: &str = "model-int8.onnx";
 
 #[cfg(test)]
 mod tests {
