@@ -17,28 +17,19 @@ cargo bench --quiet --bench load --no-run 2>/dev/null
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-wait_ready() {
-  for _ in $(seq 1 240); do
-    curl -sf "http://127.0.0.1:$1/ready" >/dev/null && return 0
-    sleep 0.5
-  done
-  echo "bench-serve: server on port $1 never became ready" >&2
-  return 1
-}
-
 load() { # PORT LABEL
   cargo bench --quiet --bench load -- "http://127.0.0.1:$1/answer" "$data" "$questions" "$levels" "$2" 2>/dev/null
 }
 
 target/release/bertqa serve --model-dir "$model" --host 127.0.0.1 --port 18080 --log-format json >/dev/null 2>&1 &
 pids+=($!)
-wait_ready 18080
+scripts/wait-ready.sh 18080
 ours="$(load 18080 bertqa-int8)"
 kill -TERM "${pids[-1]}" && wait "${pids[-1]}" || true
 
 "$python" bench/serve_hf.py "$checkpoint" serve 18081 fp32 >/dev/null 2>&1 &
 pids+=($!)
-wait_ready 18081
+scripts/wait-ready.sh 18081
 hf="$(load 18081 hf-pipeline-http-fp32)"
 kill -TERM "${pids[-1]}" && wait "${pids[-1]}" || true
 

@@ -24,7 +24,7 @@ done
   --port 18090 --log-format json 2>"$out/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do curl -sf localhost:18090/ready >/dev/null && break; sleep 0.5; done
+scripts/wait-ready.sh 18090
 curl -sf 'localhost:18090/evaluate?predictions=true' -H 'content-type: application/gzip' \
   --data-binary @"$data" >"$out/evaluate-int8.json"
 python3 - "$out" <<'PY'

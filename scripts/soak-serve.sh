@@ -14,7 +14,7 @@ cargo bench --quiet --bench load --no-run 2>/dev/null
 target/release/bertqa serve --model-dir "$model" --host 127.0.0.1 --port 18085 --log-format json >/dev/null 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do curl -sf localhost:18085/ready >/dev/null && break; sleep 0.5; done
+scripts/wait-ready.sh 18085
 rss() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$server/status"; }
 (while kill -0 $server 2>/dev/null; do rss; echo; sleep 10; done) >"/tmp/soak-rss.$$" &
 sampler=$!
