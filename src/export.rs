@@ -108,7 +108,8 @@ pub fn export_model_folder(
 }
 
 /// Writes a randomly initialised checkpoint folder for `config` with `tokenizer`: the stand-in
-/// model of engine and server tests, so they need no trained weights.
+/// model of engine and server tests (so they need no trained weights) and of
+/// `bertqa random-checkpoint` (hardware sizing for shapes we have no weights for, e.g. bert-base).
 pub fn write_random_checkpoint(
     dir: &Path,
     config: &BertConfig,

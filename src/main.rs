@@ -9,8 +9,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use bertqa::engine::{DeviceKind, Engine, EngineConfig};
-use bertqa::export::{export_model_folder, ExportOptions};
+use bertqa::export::{export_model_folder, write_random_checkpoint, ExportOptions};
 use bertqa::features::{Featurizer, WindowConfig};
+use bertqa::model::BertConfig;
 use bertqa::onnx::bert::{OpStyle, WeightFormat};
 use bertqa::predict::{predict_examples, prediction_files, PredictConfig};
 use bertqa::serve::config::ServeConfig;
@@ -77,6 +78,23 @@ enum Command {
         /// Longest answer in tokens.
         #[arg(long, default_value_t = 30)]
         max_answer_len: usize,
+    },
+    /// Write a randomly initialised checkpoint of any BERT shape (a config.json such as
+    /// bert-base's): to size hardware, benchmark the engine and rehearse a deployment before a
+    /// trained model exists. Its answers are meaningless; `export` turns it into a model folder.
+    RandomCheckpoint {
+        /// A Hugging Face BERT config.json (hidden size, layers, heads, vocabulary, ...).
+        #[arg(long)]
+        config: PathBuf,
+        /// tokenizer.json to copy beside the weights (its vocabulary must match the config).
+        #[arg(long)]
+        tokenizer: PathBuf,
+        /// Checkpoint folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the N(0, initializer_range) weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Serve a model folder over HTTP (POST /answer, POST /evaluate, GET /metrics, /docs).
     Serve(Box<ServeConfig>),
@@ -276,6 +294,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for path in export_model_folder(&checkpoint, &out, &options)? {
                 eprintln!("wrote {}", path.display());
             }
+            Ok(())
+        }
+        Command::RandomCheckpoint {
+            config,
+            tokenizer,
+            out,
+            seed,
+        } => {
+            let config = BertConfig::from_file(&config)?;
+            write_random_checkpoint(&out, &config, &tokenizer, seed)?;
+            eprintln!("wrote {}", out.display());
             Ok(())
         }
         Command::Predict {

@@ -5,7 +5,6 @@ mod common;
 
 use std::process::{Command, Output};
 
-use bertqa::export::write_random_checkpoint;
 use bertqa::model::BertConfig;
 use bertqa::squad::load_squad;
 
@@ -29,13 +28,23 @@ fn ok(output: &Output) -> String {
 fn export_then_predict_then_score() {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = dir.path().join("checkpoint");
-    write_random_checkpoint(
-        &checkpoint,
-        &BertConfig::tiny(30522),
-        &common::pretrained_dir().join("tokenizer.json"),
-        1,
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        serde_json::to_string(&BertConfig::tiny(30522)).unwrap(),
     )
     .unwrap();
+    ok(&bertqa(&[
+        &"random-checkpoint",
+        &"--config",
+        &config,
+        &"--tokenizer",
+        &common::pretrained_dir().join("tokenizer.json"),
+        &"--out",
+        &checkpoint,
+        &"--seed",
+        &"1",
+    ]));
     let model = dir.path().join("model");
     ok(&bertqa(&[
         &"export",
@@ -158,5 +167,17 @@ fn bad_paths_and_options_are_explained() {
             &"fp32",
         ]),
         "--int8-mode",
+    );
+    common::failed_with(
+        &bertqa(&[
+            &"random-checkpoint",
+            &"--config",
+            &nowhere,
+            &"--tokenizer",
+            &nowhere,
+            &"--out",
+            &dir.path().join("c"),
+        ]),
+        "nowhere",
     );
 }

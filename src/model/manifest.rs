@@ -47,6 +47,12 @@ impl ModelManifest {
         self.graphs.iter().any(|g| g == INT8_GRAPH)
     }
 
+    /// True when the folder has the fp32 graph (the one GPUs run: int8 dynamic quantization
+    /// has no CUDA kernels).
+    pub fn has_fp32(&self) -> bool {
+        self.graphs.iter().any(|g| g == FP32_GRAPH)
+    }
+
     /// True for SQuAD v2.0 models (null answers allowed).
     pub fn allows_no_answer(&self) -> bool {
         self.squad_version.starts_with('2')

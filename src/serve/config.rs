@@ -13,7 +13,8 @@ use crate::model::manifest::ModelManifest;
 /// Which graph of the model folder to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GraphChoice {
-    /// `model-int8.onnx` when the folder has it (fastest on CPU), else `model.onnx`.
+    /// On CPU `model-int8.onnx` when the folder has it (fastest there), else `model.onnx`; on
+    /// CUDA the reverse (int8 dynamic quantization runs on the CPU, not the GPU).
     Auto,
     /// `model.onnx`.
     Fp32,
@@ -172,6 +173,7 @@ impl ServeConfig {
         match self.graph {
             GraphChoice::Fp32 => false,
             GraphChoice::Int8 => true,
+            GraphChoice::Auto if self.device == DeviceKind::Cuda => !manifest.has_fp32(),
             GraphChoice::Auto => manifest.has_int8(),
         }
     }
@@ -230,6 +232,22 @@ mod tests {
             let err = parse(args).validate(&manifest()).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn auto_graph_is_int8_on_cpu_and_fp32_on_cuda_when_both_exist() {
+        let both = ModelManifest {
+            graphs: vec!["model.onnx".into(), "model-int8.onnx".into()],
+            ..manifest()
+        };
+        let int8_only = ModelManifest {
+            graphs: vec!["model-int8.onnx".into()],
+            ..manifest()
+        };
+        assert!(parse(&[]).use_int8(&both));
+        assert!(!parse(&["--device", "cuda"]).use_int8(&both));
+        assert!(parse(&["--device", "cuda"]).use_int8(&int8_only));
+        assert!(!parse(&["--device", "cuda", "--graph", "fp32"]).use_int8(&int8_only));
     }
 
     #[test]
