@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 use ort::value::Tensor;
 use thiserror::Error;
@@ -114,6 +115,29 @@ fn runtime() -> Result<ort::environment::Environment, EngineError> {
         .map_err(EngineError::Runtime)
 }
 
+/// A session builder with the engine's settings: all graph optimizations, `threads` intra-op
+/// threads (None: all cores).
+fn session_builder(threads: Option<usize>) -> Result<SessionBuilder, EngineError> {
+    let env = runtime()?;
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let runtime = |e: ort::Error<_>| EngineError::Runtime(e.to_string());
+    Session::builder(&env)
+        .map_err(|e| EngineError::Runtime(e.to_string()))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(runtime)?
+        .with_intra_threads(threads)
+        .map_err(runtime)
+}
+
+/// A CPU session over an in-memory graph: how the exporter runs its calibration graph
+/// without writing it to disk.
+pub fn cpu_session(graph: &[u8], threads: Option<usize>) -> Result<Session, EngineError> {
+    session_builder(threads)?
+        .commit_from_memory(graph)
+        .map_err(|e| EngineError::Runtime(format!("the graph does not load: {e}")))
+}
+
 impl Engine {
     /// Loads `model.onnx` (or `model-int8.onnx`) from a model folder, checks it, warms it up.
     pub fn load(dir: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
@@ -130,17 +154,7 @@ impl Engine {
                 manifest.graphs
             )));
         }
-        let env = runtime()?;
-        let threads = config
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-        let runtime = |e: ort::Error<_>| EngineError::Runtime(e.to_string());
-        let mut builder = Session::builder(&env)
-            .map_err(|e| EngineError::Runtime(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(runtime)?
-            .with_intra_threads(threads)
-            .map_err(runtime)?;
+        let mut builder = session_builder(config.threads)?;
         if config.device == DeviceKind::Cuda {
             let cuda = ep::CUDA::default();
             if !ep::CUDA::is_available().unwrap_or(false) {

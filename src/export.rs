@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
+use crate::calibrate::{activation_ranges, Calibration};
 use crate::features::WindowConfig;
 use crate::model::manifest::{ModelManifest, FP32_GRAPH, INT8_GRAPH};
 use crate::model::BertConfig;
-use crate::onnx::bert::{bert_qa_model, OpStyle, WeightFormat};
+use crate::onnx::bert::{bert_qa_model, GraphOptions, OpStyle, Smoothing, WeightFormat};
 use crate::onnx::weights::Weights;
 use crate::onnx::ExportError;
 
@@ -28,6 +29,8 @@ pub struct ExportOptions {
     pub max_answer_len: usize,
     /// "1.1" or "2.0".
     pub squad_version: String,
+    /// Smooth the `int8-rowwise` graph with activation ranges measured on these windows.
+    pub calibration: Option<Calibration>,
 }
 
 impl Default for ExportOptions {
@@ -39,6 +42,7 @@ impl Default for ExportOptions {
             window: WindowConfig::default(),
             max_answer_len: 30,
             squad_version: "1.1".into(),
+            calibration: None,
         }
     }
 }
@@ -75,9 +79,33 @@ pub fn export_model_folder(
             "nothing to export: neither the fp32 nor the int8 graph was asked for".into(),
         ));
     }
+    let ranges = match (&options.calibration, options.int8) {
+        (Some(calibration), Some(WeightFormat::Int8Rowwise)) => Some(activation_ranges(
+            &weights,
+            &config,
+            &tokenizer,
+            options.window,
+            calibration,
+        )?),
+        (Some(_), _) => {
+            return Err(ExportError::Calibration(
+                "calibration data only applies to --int8-mode int8-rowwise".into(),
+            ))
+        }
+        (None, _) => None,
+    };
     let mut written = vec![];
     for (format, name) in &formats {
-        let model = bert_qa_model(&weights, &config, *format, options.ops)?;
+        let graph = GraphOptions {
+            smoothing: ranges.as_ref().zip(options.calibration.as_ref()).map(
+                |(ranges, calibration)| Smoothing {
+                    ranges,
+                    alpha: calibration.alpha,
+                },
+            ),
+            ..GraphOptions::new(*format, options.ops)
+        };
+        let model = bert_qa_model(&weights, &config, &graph)?;
         let path = out.join(name);
         let tmp = path.with_extension("onnx.tmp");
         std::fs::write(&tmp, model.encode_to_vec()).map_err(|e| write_error(&tmp, e))?;

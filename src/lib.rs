@@ -16,6 +16,7 @@
 //! * [`text`]: character/byte offset bookkeeping and Python-compatible text rules.
 
 pub mod batch;
+pub mod calibrate;
 pub mod decode;
 pub mod engine;
 pub mod export;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use bertqa::calibrate::Calibration;
 use bertqa::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::export::{export_model_folder, write_random_checkpoint, ExportOptions};
 use bertqa::features::{Featurizer, WindowConfig};
@@ -60,6 +61,17 @@ enum Command {
         /// Which dense layers the int8 graph quantizes.
         #[arg(long, value_enum, default_value_t = WeightFormat::Int8)]
         int8_mode: WeightFormat,
+        /// int8-rowwise only: smooth activation outliers into the weights (SmoothQuant), with
+        /// ranges measured on this SQuAD file (use training data, not the set you score on).
+        #[arg(long)]
+        calibration_data: Option<PathBuf>,
+        /// Questions of --calibration-data to measure on, spread evenly over the file.
+        #[arg(long, default_value_t = Calibration::DEFAULT_QUESTIONS)]
+        calibration_questions: usize,
+        /// SmoothQuant's migration strength α: the share of the activation range moved into
+        /// the weights.
+        #[arg(long, default_value_t = Calibration::DEFAULT_ALPHA)]
+        smoothing_alpha: f32,
         /// Operators of the graph: ONNX Runtime's fused kernels, or portable primitives.
         #[arg(long, value_enum, default_value_t = OpStyle::Primitive)]
         ops: OpStyle,
@@ -268,6 +280,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             int8,
             int8_only,
             int8_mode,
+            calibration_data,
+            calibration_questions,
+            smoothing_alpha,
             ops,
             squad_version,
             max_seq_len,
@@ -290,6 +305,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 window,
                 max_answer_len,
                 squad_version,
+                calibration: calibration_data.map(|data| Calibration {
+                    data,
+                    questions: calibration_questions,
+                    alpha: smoothing_alpha,
+                }),
             };
             for path in export_model_folder(&checkpoint, &out, &options)? {
                 eprintln!("wrote {}", path.display());

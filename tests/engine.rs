@@ -6,9 +6,14 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bertqa::batch::PaddedBatch;
+use bertqa::calibrate::{activation_ranges, Calibration};
 use bertqa::engine::{DeviceKind, Engine, EngineConfig, EngineError};
 use bertqa::export::{export_model_folder, ExportOptions};
 use bertqa::features::{Featurizer, WindowConfig};
+use bertqa::model::BertConfig;
+use bertqa::onnx::bert::WeightFormat;
+use bertqa::onnx::smooth::Site;
+use bertqa::onnx::weights::Weights;
 
 fn cpu(int8: bool) -> EngineConfig {
     EngineConfig {
@@ -108,6 +113,87 @@ fn rowwise_int8_answers_do_not_depend_on_batch_mates() {
         corr > 0.99,
         "row-wise int8 vs fp32 logit correlation {corr}"
     );
+}
+
+#[test]
+fn smoothed_rowwise_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = common::tiny_model_folder(dir.path());
+    let checkpoint = dir.path().join("checkpoint");
+    let calibration = Calibration {
+        questions: 8,
+        ..Calibration::on(common::squad_dir().join("train-v1.1-rebuilt.json.gz"))
+    };
+
+    // Every dense input of every layer is measured, with its own width, on real tokens.
+    let config = BertConfig::from_file(&checkpoint.join("config.json")).unwrap();
+    let weights = Weights::load(&checkpoint.join("model.safetensors")).unwrap();
+    let ranges = activation_ranges(
+        &weights,
+        &config,
+        &checkpoint.join("tokenizer.json"),
+        WindowConfig::default(),
+        &calibration,
+    )
+    .unwrap();
+    assert_eq!(ranges.by_site.len(), 4 * config.num_hidden_layers);
+    for l in 0..config.num_hidden_layers {
+        for site in Site::ALL {
+            let range = &ranges.by_site[&site.key(l)];
+            let width = if site == Site::Gelu {
+                config.intermediate_size
+            } else {
+                config.hidden_size
+            };
+            assert_eq!(range.len(), width, "{}", site.key(l));
+            assert!(range.iter().all(|v| v.is_finite() && *v >= 0.0));
+            assert!(
+                range.iter().any(|v| *v > 0.0),
+                "{} never active",
+                site.key(l)
+            );
+        }
+    }
+
+    let smoothed = dir.path().join("smoothed");
+    let options = ExportOptions {
+        int8: Some(WeightFormat::Int8Rowwise),
+        calibration: Some(calibration.clone()),
+        ..ExportOptions::default()
+    };
+    export_model_folder(&checkpoint, &smoothed, &options).unwrap();
+    let featurizer =
+        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
+    let windows = windows_batch(&featurizer);
+    let mut engine = Engine::load(&smoothed, &cpu(true)).unwrap();
+    let diff = batching_effect(&mut engine, &windows);
+    assert!(
+        diff < 1e-4,
+        "smoothed int8: batching changed logits by {diff}"
+    );
+    let refs: Vec<_> = windows.iter().collect();
+    let batch = PaddedBatch::from_windows(&refs, 0);
+    let (fp32, _) = Engine::load(&folder, &cpu(false))
+        .unwrap()
+        .run(&batch)
+        .unwrap();
+    let (int8, _) = engine.run(&batch).unwrap();
+    let corr = real_token_correlation(&fp32, &int8, &batch);
+    assert!(
+        corr > 0.99,
+        "smoothed int8 vs fp32 logit correlation {corr}"
+    );
+
+    // Calibration only means something for the row-wise graph.
+    let per_tensor = ExportOptions {
+        int8: Some(WeightFormat::Int8),
+        calibration: Some(calibration),
+        ..ExportOptions::default()
+    };
+    let error = export_model_folder(&checkpoint, &dir.path().join("no"), &per_tensor)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("int8-rowwise"), "{error}");
 }
 
 /// Pearson correlation of two logit sets over the batch's real (unpadded) tokens.

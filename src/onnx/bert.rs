@@ -12,6 +12,7 @@ use super::graph::{attr_float, attr_int, attr_ints, tensor_value, GraphBuilder};
 use super::proto::{data_type, ModelProto, OperatorSetIdProto, StringStringEntryProto};
 use super::quantize::{quantize_columns, quantize_rows, transpose};
 use super::rowwise::rowwise_int8_matmul;
+use super::smooth::{smoothing_factors, ActivationRanges, Site};
 use super::weights::Weights;
 use super::ExportError;
 use crate::model::BertConfig;
@@ -46,11 +47,26 @@ pub enum OpStyle {
     Fused,
 }
 
+/// Activation ranges and the migration strength α that the row-wise int8 graph smooths with
+/// (see [`super::smooth`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Smoothing<'r> {
+    /// Per-channel maxima from calibration windows.
+    pub ranges: &'r ActivationRanges,
+    /// 0: no migration; 1: all of the activation range moves into the weights.
+    pub alpha: f32,
+}
+
 struct Builder<'w> {
     g: GraphBuilder,
     weights: &'w Weights,
     config: &'w BertConfig,
     style: OpStyle,
+    smoothing: Option<Smoothing<'w>>,
+    /// Record every dense input as (site key, tensor, channels) so a calibration graph can
+    /// output it.
+    observe: bool,
+    observed: Vec<(String, String, usize)>,
 }
 
 impl Builder<'_> {
@@ -62,6 +78,7 @@ impl Builder<'_> {
         out: usize,
         inp: usize,
         format: WeightFormat,
+        smooth: Option<&[f32]>,
     ) -> Result<String, ExportError> {
         let w = self.weights.get(&format!("{prefix}.weight"), &[out, inp])?;
         let b = self.weights.get(&format!("{prefix}.bias"), &[out])?;
@@ -79,7 +96,13 @@ impl Builder<'_> {
                 Ok(self.g.node("Add", &[&product, &bias], vec![]))
             }
             WeightFormat::Int8 | WeightFormat::Int8Mixed | WeightFormat::Int8Rowwise => {
-                let q = quantize_columns(&w.data, out, inp);
+                let mut weight = w.data.clone();
+                if let Some(factors) = smooth {
+                    for row in weight.chunks_mut(inp) {
+                        row.iter_mut().zip(factors).for_each(|(v, f)| *v *= f);
+                    }
+                }
+                let q = quantize_columns(&weight, out, inp);
                 let values =
                     self.g
                         .int8_tensor(&format!("{prefix}.weight_int8"), &[inp, out], &q.values);
@@ -99,6 +122,54 @@ impl Builder<'_> {
                 ))
             }
         }
+    }
+
+    /// The input the dense layers `layers` (prefix and output width; each reads `inp` channels)
+    /// read at `site` of layer `l`:
+    /// recorded for calibration graphs, and for a smoothed row-wise graph divided by the
+    /// smoothing factors, which are returned for [`Self::dense`] to fold into the weights.
+    fn site_input(
+        &mut self,
+        x: &str,
+        l: usize,
+        site: Site,
+        layers: &[(&str, usize)],
+        inp: usize,
+        format: WeightFormat,
+    ) -> Result<(String, Option<Vec<f32>>), ExportError> {
+        let key = site.key(l);
+        if self.observe {
+            self.observed.push((key.clone(), x.to_string(), inp));
+        }
+        let Some(smoothing) = self
+            .smoothing
+            .filter(|_| format == WeightFormat::Int8Rowwise)
+        else {
+            return Ok((x.to_string(), None));
+        };
+        let ranges = smoothing.ranges.by_site.get(&key).ok_or_else(|| {
+            ExportError::Checkpoint(format!("calibration has no activation ranges for {key}"))
+        })?;
+        if ranges.len() != inp {
+            return Err(ExportError::Checkpoint(format!(
+                "calibration ranges for {key} have {} channels, the layer takes {inp}",
+                ranges.len()
+            )));
+        }
+        let mut weights = vec![];
+        for (prefix, out) in layers {
+            weights.push(
+                self.weights
+                    .get(&format!("{prefix}.weight"), &[*out, inp])?,
+            );
+        }
+        let columns: Vec<&[f32]> = weights.iter().map(|w| w.data.as_slice()).collect();
+        let factors = smoothing_factors(ranges, &columns, smoothing.alpha);
+        let inverse: Vec<f32> = factors.iter().map(|f| 1.0 / f).collect();
+        let divisor = self
+            .g
+            .float_tensor(&format!("smooth.{key}"), &[inp], &inverse);
+        Ok((self.g.node("Mul", &[x, &divisor], vec![]), Some(factors)))
     }
 
     fn norm_params(&mut self, prefix: &str) -> Result<(String, String), ExportError> {
@@ -304,45 +375,86 @@ impl Builder<'_> {
     ) -> Result<String, ExportError> {
         let (h, i) = (self.config.hidden_size, self.config.intermediate_size);
         let p = format!("bert.encoder.layer.{l}.");
-        let q = self.dense(hidden, &format!("{p}attention.self.query"), h, h, format)?;
-        let k = self.dense(hidden, &format!("{p}attention.self.key"), h, h, format)?;
-        let v = self.dense(hidden, &format!("{p}attention.self.value"), h, h, format)?;
+        let (query, key, value) = (
+            format!("{p}attention.self.query"),
+            format!("{p}attention.self.key"),
+            format!("{p}attention.self.value"),
+        );
+        let projections = [(query.as_str(), h), (key.as_str(), h), (value.as_str(), h)];
+        let (x, f) = self.site_input(hidden, l, Site::Attention, &projections, h, format)?;
+        let q = self.dense(&x, &query, h, h, format, f.as_deref())?;
+        let k = self.dense(&x, &key, h, h, format, f.as_deref())?;
+        let v = self.dense(&x, &value, h, h, format, f.as_deref())?;
         let context = self.attention(&q, &k, &v, mask);
-        let attended = self.dense(
-            &context,
-            &format!("{p}attention.output.dense"),
-            h,
-            h,
-            format,
-        )?;
+        let projection = format!("{p}attention.output.dense");
+        let (x, f) = self.site_input(&context, l, Site::Context, &[(&projection, h)], h, format)?;
+        let attended = self.dense(&x, &projection, h, h, format, f.as_deref())?;
         let hidden = self.add_norm(&attended, hidden, &format!("{p}attention.output.LayerNorm"))?;
-        let inner = self.dense(&hidden, &format!("{p}intermediate.dense"), i, h, format)?;
+        let up = format!("{p}intermediate.dense");
+        let (x, f) = self.site_input(&hidden, l, Site::FeedForward, &[(&up, i)], h, format)?;
+        let inner = self.dense(&x, &up, i, h, format, f.as_deref())?;
         let inner = self.gelu(&inner);
-        let down = if format == WeightFormat::Int8Mixed {
+        let down_format = if format == WeightFormat::Int8Mixed {
             WeightFormat::Fp32
         } else {
             format
         };
-        let out = self.dense(&inner, &format!("{p}output.dense"), h, i, down)?;
+        let down = format!("{p}output.dense");
+        let (x, f) = self.site_input(&inner, l, Site::Gelu, &[(&down, h)], i, down_format)?;
+        let out = self.dense(&x, &down, h, i, down_format, f.as_deref())?;
         self.add_norm(&out, &hidden, &format!("{p}output.LayerNorm"))
     }
 }
 
+/// What graph [`bert_qa_model`] builds.
+#[derive(Debug, Clone, Copy)]
+pub struct GraphOptions<'r> {
+    /// How dense-layer weights are stored.
+    pub format: WeightFormat,
+    /// Operator style.
+    pub style: OpStyle,
+    /// Smooth the row-wise int8 graph's activations (ignored by other formats).
+    pub smoothing: Option<Smoothing<'r>>,
+    /// Also output every dense layer's input as `observe.{site key}` (`[batch, sequence,
+    /// channels]`): the calibration graph that measures [`ActivationRanges`].
+    pub observe: bool,
+}
+
+impl GraphOptions<'_> {
+    /// A plain graph of `format` in `style`.
+    pub fn new(format: WeightFormat, style: OpStyle) -> Self {
+        Self {
+            format,
+            style,
+            smoothing: None,
+            observe: false,
+        }
+    }
+}
+
+/// The graph output carrying the dense input at a site, in calibration graphs.
+pub fn observed_output(key: &str) -> String {
+    format!("observe.{key}")
+}
+
 /// Builds the whole model.
-pub fn bert_qa_model(
-    weights: &Weights,
-    config: &BertConfig,
-    format: WeightFormat,
-    style: OpStyle,
+pub fn bert_qa_model<'w>(
+    weights: &'w Weights,
+    config: &'w BertConfig,
+    options: &GraphOptions<'w>,
 ) -> Result<ModelProto, ExportError> {
     config
         .validate()
         .map_err(|e| ExportError::Checkpoint(e.to_string()))?;
+    let (format, style) = (options.format, options.style);
     let mut b = Builder {
         g: GraphBuilder::default(),
         weights,
         config,
         style,
+        smoothing: options.smoothing,
+        observe: options.observe,
+        observed: vec![],
     };
     let mask = b.mask();
     let mut hidden = b.embeddings(format)?;
@@ -355,6 +467,7 @@ pub fn bert_qa_model(
         2,
         config.hidden_size,
         WeightFormat::Fp32,
+        None,
     )?;
     let sizes = b.g.int64_tensor("split_sizes", &[2], &[1, 1]);
     let parts = b.g.node_multi(
@@ -371,10 +484,35 @@ pub fn bert_qa_model(
     let inputs = ["input_ids", "attention_mask", "token_type_ids"]
         .map(|n| tensor_value(n, data_type::INT64, &dims))
         .to_vec();
-    let outputs = ["start_logits", "end_logits"]
+    let mut outputs = ["start_logits", "end_logits"]
         .map(|n| tensor_value(n, data_type::FLOAT, &dims))
         .to_vec();
+    for (key, tensor, channels) in std::mem::take(&mut b.observed) {
+        let name = observed_output(&key);
+        b.g.node_named("Identity", &[&tensor], vec![], &name);
+        let dims = [Err("batch"), Err("sequence"), Ok(channels as i64)];
+        outputs.push(tensor_value(&name, data_type::FLOAT, &dims));
+    }
     let graph = b.g.finish("bert_qa", inputs, outputs);
+    let mut metadata_props = vec![
+        StringStringEntryProto {
+            key: "weights".into(),
+            value: format!("{format:?}").to_lowercase(),
+        },
+        StringStringEntryProto {
+            key: "ops".into(),
+            value: format!("{style:?}").to_lowercase(),
+        },
+    ];
+    if let Some(smoothing) = options
+        .smoothing
+        .filter(|_| format == WeightFormat::Int8Rowwise)
+    {
+        metadata_props.push(StringStringEntryProto {
+            key: "smoothing_alpha".into(),
+            value: smoothing.alpha.to_string(),
+        });
+    }
     Ok(ModelProto {
         ir_version: 8,
         producer_name: "bertqa".into(),
@@ -391,15 +529,6 @@ pub fn bert_qa_model(
                 version: 1,
             },
         ],
-        metadata_props: vec![
-            StringStringEntryProto {
-                key: "weights".into(),
-                value: format!("{format:?}").to_lowercase(),
-            },
-            StringStringEntryProto {
-                key: "ops".into(),
-                value: format!("{style:?}").to_lowercase(),
-            },
-        ],
+        metadata_props,
     })
 }

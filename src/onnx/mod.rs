@@ -6,6 +6,7 @@ pub mod graph;
 pub mod proto;
 pub mod quantize;
 pub mod rowwise;
+pub mod smooth;
 pub mod weights;
 
 use thiserror::Error;
@@ -16,6 +17,9 @@ pub enum ExportError {
     /// Missing, unreadable or inconsistent checkpoint files.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// Measuring activation ranges for the smoothed int8 graph failed.
+    #[error("calibration: {0}")]
+    Calibration(String),
     /// Writing the model folder failed.
     #[error("cannot write {path}: {message}")]
     Write {

@@ -21,9 +21,11 @@ use super::optim::{linear_schedule, AdamW};
 use super::state::{write_json, EvalRecord, RunFolder, TrainerState};
 use super::TrainError;
 use crate::batch::PaddedBatch;
+use crate::calibrate::Calibration;
 use crate::export::{export_model_folder, ExportOptions};
 use crate::features::Featurizer;
 use crate::model::BertConfig;
+use crate::onnx::bert::WeightFormat;
 use crate::squad::{load_squad, SquadVersion};
 
 /// What a run did, also written to `metrics.json` when it finishes.
@@ -131,7 +133,9 @@ fn prepare(config: &TrainConfig) -> Result<Setup, TrainError> {
     })
 }
 
-/// Exports `best/` to the servable model folder `model/` (fp32 and int8 graphs).
+/// Exports `best/` to the servable model folder `model/`: the fp32 graph and the smoothed
+/// row-wise int8 graph, calibrated on the training file (the int8 form closest to fp32,
+/// bench/RESULTS.md).
 fn export_best(config: &TrainConfig, folder: &RunFolder, dev: &DevSet) -> Result<(), TrainError> {
     let best = folder.path("best");
     if !best.join("model.safetensors").is_file() {
@@ -144,6 +148,8 @@ fn export_best(config: &TrainConfig, folder: &RunFolder, dev: &DevSet) -> Result
         } else {
             "1.1".into()
         },
+        int8: Some(WeightFormat::Int8Rowwise),
+        calibration: Some(Calibration::on(config.train.clone())),
         ..ExportOptions::default()
     };
     export_model_folder(&best, &folder.path("model"), &options)
