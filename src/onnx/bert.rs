@@ -11,7 +11,7 @@
 use super::graph::{attr_float, attr_int, attr_ints, tensor_value, GraphBuilder};
 use super::proto::{data_type, ModelProto, OperatorSetIdProto, StringStringEntryProto};
 use super::quantize::{quantize_columns, quantize_rows, transpose};
-use super::rowwise::rowwise_int8_matmul;
+use super::rowwise::{quantize_activation_rows, rowwise_int8_matmul, RowQuantized};
 use super::smooth::{smoothing_factors, ActivationRanges, Site};
 use super::weights::Weights;
 use super::ExportError;
@@ -57,6 +57,14 @@ pub struct Smoothing<'r> {
     pub alpha: f32,
 }
 
+/// What the dense layers reading one site take: the (smoothed) input, the smoothing factors to
+/// fold into their weights, and for row-wise int8 the input quantized once for all of them.
+struct SiteInput {
+    x: String,
+    factors: Option<Vec<f32>>,
+    rows: Option<RowQuantized>,
+}
+
 struct Builder<'w> {
     g: GraphBuilder,
     weights: &'w Weights,
@@ -73,13 +81,13 @@ impl Builder<'_> {
     /// `x @ W^T + b` for the Linear layer `prefix` (`[out, in]` weight).
     fn dense(
         &mut self,
-        x: &str,
         prefix: &str,
         out: usize,
         inp: usize,
         format: WeightFormat,
-        smooth: Option<&[f32]>,
+        site: &SiteInput,
     ) -> Result<String, ExportError> {
+        let (x, smooth) = (site.x.as_str(), site.factors.as_deref());
         let w = self.weights.get(&format!("{prefix}.weight"), &[out, inp])?;
         let b = self.weights.get(&format!("{prefix}.bias"), &[out])?;
         let bias = self
@@ -109,8 +117,18 @@ impl Builder<'_> {
                 let scales =
                     self.g
                         .float_tensor(&format!("{prefix}.weight_scale"), &[out], &q.scales);
-                if format == WeightFormat::Int8Rowwise {
-                    return Ok(rowwise_int8_matmul(&mut self.g, x, &values, &scales, &bias));
+                if let Some(rows) = site
+                    .rows
+                    .as_ref()
+                    .filter(|_| format == WeightFormat::Int8Rowwise)
+                {
+                    return Ok(rowwise_int8_matmul(
+                        &mut self.g,
+                        rows,
+                        &values,
+                        &scales,
+                        &bias,
+                    ));
                 }
                 let zeros =
                     self.g
@@ -124,10 +142,10 @@ impl Builder<'_> {
         }
     }
 
-    /// The input the dense layers `layers` (prefix and output width; each reads `inp` channels)
-    /// read at `site` of layer `l`:
-    /// recorded for calibration graphs, and for a smoothed row-wise graph divided by the
-    /// smoothing factors, which are returned for [`Self::dense`] to fold into the weights.
+    /// What the dense layers `layers` (prefix and output width; each reads `inp` channels) take
+    /// at `site` of layer `l`: recorded for calibration graphs; for row-wise int8, divided by
+    /// the smoothing factors (returned for [`Self::dense`] to fold into the weights) and
+    /// quantized once for all of them.
     fn site_input(
         &mut self,
         x: &str,
@@ -136,16 +154,22 @@ impl Builder<'_> {
         layers: &[(&str, usize)],
         inp: usize,
         format: WeightFormat,
-    ) -> Result<(String, Option<Vec<f32>>), ExportError> {
+    ) -> Result<SiteInput, ExportError> {
         let key = site.key(l);
         if self.observe {
             self.observed.push((key.clone(), x.to_string(), inp));
         }
-        let Some(smoothing) = self
-            .smoothing
-            .filter(|_| format == WeightFormat::Int8Rowwise)
-        else {
-            return Ok((x.to_string(), None));
+        let mut input = SiteInput {
+            x: x.to_string(),
+            factors: None,
+            rows: None,
+        };
+        if format != WeightFormat::Int8Rowwise {
+            return Ok(input);
+        }
+        let Some(smoothing) = self.smoothing else {
+            input.rows = Some(quantize_activation_rows(&mut self.g, x));
+            return Ok(input);
         };
         let ranges = smoothing.ranges.by_site.get(&key).ok_or_else(|| {
             ExportError::Checkpoint(format!("calibration has no activation ranges for {key}"))
@@ -169,7 +193,10 @@ impl Builder<'_> {
         let divisor = self
             .g
             .float_tensor(&format!("smooth.{key}"), &[inp], &inverse);
-        Ok((self.g.node("Mul", &[x, &divisor], vec![]), Some(factors)))
+        input.x = self.g.node("Mul", &[x, &divisor], vec![]);
+        input.rows = Some(quantize_activation_rows(&mut self.g, &input.x));
+        input.factors = Some(factors);
+        Ok(input)
     }
 
     fn norm_params(&mut self, prefix: &str) -> Result<(String, String), ExportError> {
@@ -381,18 +408,18 @@ impl Builder<'_> {
             format!("{p}attention.self.value"),
         );
         let projections = [(query.as_str(), h), (key.as_str(), h), (value.as_str(), h)];
-        let (x, f) = self.site_input(hidden, l, Site::Attention, &projections, h, format)?;
-        let q = self.dense(&x, &query, h, h, format, f.as_deref())?;
-        let k = self.dense(&x, &key, h, h, format, f.as_deref())?;
-        let v = self.dense(&x, &value, h, h, format, f.as_deref())?;
+        let input = self.site_input(hidden, l, Site::Attention, &projections, h, format)?;
+        let q = self.dense(&query, h, h, format, &input)?;
+        let k = self.dense(&key, h, h, format, &input)?;
+        let v = self.dense(&value, h, h, format, &input)?;
         let context = self.attention(&q, &k, &v, mask);
         let projection = format!("{p}attention.output.dense");
-        let (x, f) = self.site_input(&context, l, Site::Context, &[(&projection, h)], h, format)?;
-        let attended = self.dense(&x, &projection, h, h, format, f.as_deref())?;
+        let input = self.site_input(&context, l, Site::Context, &[(&projection, h)], h, format)?;
+        let attended = self.dense(&projection, h, h, format, &input)?;
         let hidden = self.add_norm(&attended, hidden, &format!("{p}attention.output.LayerNorm"))?;
         let up = format!("{p}intermediate.dense");
-        let (x, f) = self.site_input(&hidden, l, Site::FeedForward, &[(&up, i)], h, format)?;
-        let inner = self.dense(&x, &up, i, h, format, f.as_deref())?;
+        let input = self.site_input(&hidden, l, Site::FeedForward, &[(&up, i)], h, format)?;
+        let inner = self.dense(&up, i, h, format, &input)?;
         let inner = self.gelu(&inner);
         let down_format = if format == WeightFormat::Int8Mixed {
             WeightFormat::Fp32
@@ -400,8 +427,8 @@ impl Builder<'_> {
             format
         };
         let down = format!("{p}output.dense");
-        let (x, f) = self.site_input(&inner, l, Site::Gelu, &[(&down, h)], i, down_format)?;
-        let out = self.dense(&x, &down, h, i, down_format, f.as_deref())?;
+        let input = self.site_input(&inner, l, Site::Gelu, &[(&down, h)], i, down_format)?;
+        let out = self.dense(&down, h, i, down_format, &input)?;
         self.add_norm(&out, &hidden, &format!("{p}output.LayerNorm"))
     }
 }
@@ -461,13 +488,17 @@ pub fn bert_qa_model<'w>(
     for l in 0..config.num_hidden_layers {
         hidden = b.layer(&hidden, &mask, l, format)?;
     }
+    let head_input = SiteInput {
+        x: hidden,
+        factors: None,
+        rows: None,
+    };
     let logits = b.dense(
-        &hidden,
         "qa_outputs",
         2,
         config.hidden_size,
         WeightFormat::Fp32,
-        None,
+        &head_input,
     )?;
     let sizes = b.g.int64_tensor("split_sizes", &[2], &[1, 1]);
     let parts = b.g.node_multi(

@@ -9,16 +9,19 @@
 
 use super::graph::{attr_int, attr_ints, GraphBuilder};
 
-/// `x @ W + bias` for int8 `values` (`[in, out]`, zero point 0) with per-column `w_scales`,
-/// quantizing `x` (`[.., in]`) row by row at run time onto -127..=127, stored as uint8 with
-/// zero point 128 (the u8 x s8 form ONNX Runtime's integer kernels run fastest).
-pub fn rowwise_int8_matmul(
-    g: &mut GraphBuilder,
-    x: &str,
-    values: &str,
-    w_scales: &str,
-    bias: &str,
-) -> String {
+/// An activation tensor quantized row by row at run time.
+#[derive(Debug, Clone)]
+pub struct RowQuantized {
+    /// uint8 codes, zero point 128.
+    pub codes: String,
+    /// Each row's step (`[.., 1]`).
+    pub row_scale: String,
+}
+
+/// Quantizes `x` (`[.., in]`) row by row onto -127..=127, stored as uint8 with zero point 128
+/// (the u8 x s8 form ONNX Runtime's integer kernels run fastest). Done once per input, however
+/// many dense layers read it (the query, key and value projections share one).
+pub fn quantize_activation_rows(g: &mut GraphBuilder, x: &str) -> RowQuantized {
     let magnitude = g.node("Abs", &[x], vec![]);
     let largest = g.node(
         "ReduceMax",
@@ -34,12 +37,26 @@ pub fn rowwise_int8_matmul(
     let steps = g.node("Mul", &[x, &steps_per_unit], vec![]);
     let unit = g.float_const("rowwise_unit", &[], &[1.0]);
     let zero_point = g.uint8_const("rowwise_zero_point", &[], &[128]);
-    let quantized = g.node("QuantizeLinear", &[&steps, &unit, &zero_point], vec![]);
+    let codes = g.node("QuantizeLinear", &[&steps, &unit, &zero_point], vec![]);
+    RowQuantized { codes, row_scale }
+}
+
+/// `x @ W + bias` for row-quantized `x` and int8 `values` (`[in, out]`, zero point 0) with
+/// per-column `w_scales`.
+pub fn rowwise_int8_matmul(
+    g: &mut GraphBuilder,
+    x: &RowQuantized,
+    values: &str,
+    w_scales: &str,
+    bias: &str,
+) -> String {
+    let unit = g.float_const("rowwise_unit", &[], &[1.0]);
+    let zero_point = g.uint8_const("rowwise_zero_point", &[], &[128]);
     let product = g.contrib(
         "MatMulIntegerToFloat",
-        &[&quantized, values, &unit, w_scales, &zero_point],
+        &[&x.codes, values, &unit, w_scales, &zero_point],
         vec![],
     );
-    let product = g.node("Mul", &[&product, &row_scale], vec![]);
+    let product = g.node("Mul", &[&product, &x.row_scale], vec![]);
     g.node("Add", &[&product, bias], vec![])
 }
