@@ -92,27 +92,7 @@ fn rowwise_int8_answers_do_not_depend_on_batch_mates() {
         ..ExportOptions::default()
     };
     export_model_folder(&dir.path().join("checkpoint"), &rowwise, &options).unwrap();
-    let featurizer =
-        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
-    let windows = windows_batch(&featurizer);
-    let mut engine = Engine::load(&rowwise, &cpu(true)).unwrap();
-    let diff = batching_effect(&mut engine, &windows);
-    assert!(
-        diff < 1e-4,
-        "row-wise int8: batching changed logits by {diff}"
-    );
-    let refs: Vec<_> = windows.iter().collect();
-    let batch = PaddedBatch::from_windows(&refs, 0);
-    let (fp32, _) = Engine::load(&folder, &cpu(false))
-        .unwrap()
-        .run(&batch)
-        .unwrap();
-    let (int8, _) = engine.run(&batch).unwrap();
-    let corr = real_token_correlation(&fp32, &int8, &batch);
-    assert!(
-        corr > 0.99,
-        "row-wise int8 vs fp32 logit correlation {corr}"
-    );
+    assert_batch_invariant_and_close_to_fp32(&folder, &rowwise, "row-wise int8");
 }
 
 #[test]
@@ -162,27 +142,7 @@ fn smoothed_rowwise_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
         ..ExportOptions::default()
     };
     export_model_folder(&checkpoint, &smoothed, &options).unwrap();
-    let featurizer =
-        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
-    let windows = windows_batch(&featurizer);
-    let mut engine = Engine::load(&smoothed, &cpu(true)).unwrap();
-    let diff = batching_effect(&mut engine, &windows);
-    assert!(
-        diff < 1e-4,
-        "smoothed int8: batching changed logits by {diff}"
-    );
-    let refs: Vec<_> = windows.iter().collect();
-    let batch = PaddedBatch::from_windows(&refs, 0);
-    let (fp32, _) = Engine::load(&folder, &cpu(false))
-        .unwrap()
-        .run(&batch)
-        .unwrap();
-    let (int8, _) = engine.run(&batch).unwrap();
-    let corr = real_token_correlation(&fp32, &int8, &batch);
-    assert!(
-        corr > 0.99,
-        "smoothed int8 vs fp32 logit correlation {corr}"
-    );
+    assert_batch_invariant_and_close_to_fp32(&folder, &smoothed, "smoothed int8");
 
     // Calibration only means something for the row-wise graph.
     let per_tensor = ExportOptions {
@@ -194,6 +154,27 @@ fn smoothed_rowwise_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("int8-rowwise"), "{error}");
+}
+
+/// The int8 graph of `int8_folder` gives each window the same logits alone as in a padded
+/// batch, and they correlate with the fp32 graph's of `fp32_folder` above 0.99.
+fn assert_batch_invariant_and_close_to_fp32(fp32_folder: &Path, int8_folder: &Path, what: &str) {
+    let featurizer =
+        Featurizer::from_file(&fp32_folder.join("tokenizer.json"), WindowConfig::default())
+            .unwrap();
+    let windows = windows_batch(&featurizer);
+    let mut engine = Engine::load(int8_folder, &cpu(true)).unwrap();
+    let diff = batching_effect(&mut engine, &windows);
+    assert!(diff < 1e-4, "{what}: batching changed logits by {diff}");
+    let refs: Vec<_> = windows.iter().collect();
+    let batch = PaddedBatch::from_windows(&refs, 0);
+    let (fp32, _) = Engine::load(fp32_folder, &cpu(false))
+        .unwrap()
+        .run(&batch)
+        .unwrap();
+    let (int8, _) = engine.run(&batch).unwrap();
+    let corr = real_token_correlation(&fp32, &int8, &batch);
+    assert!(corr > 0.99, "{what} vs fp32 logit correlation {corr}");
 }
 
 /// Pearson correlation of two logit sets over the batch's real (unpadded) tokens.
