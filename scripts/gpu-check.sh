@@ -56,10 +56,7 @@ serve_on_gpu() { # MODEL_DIR: start the server in the background, wait until it 
   "$bertqa" serve --model-dir "$1" --device cuda --port 8089 --max-batch-size 64 \
     --max-batch-tokens 24576 >>"$out/serve.log" 2>&1 &
   server=$!
-  for _ in $(seq 240); do
-    "$bertqa" probe http://127.0.0.1:8089/ready >/dev/null 2>&1 && return
-    sleep 0.5
-  done
+  scripts/wait-ready.sh 8089 || echo "the server did not start (see serve.log)"
 }
 stop_server() {
   kill -TERM "$server"

@@ -4,11 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ort::value::Tensor;
 use prost::Message;
 
 use crate::batch::PaddedBatch;
-use crate::engine::cpu_session;
+use crate::engine::{batch_inputs, cpu_session};
 use crate::features::{Featurizer, WindowConfig};
 use crate::model::BertConfig;
 use crate::onnx::bert::{bert_qa_model, observed_output, GraphOptions, OpStyle, WeightFormat};
@@ -87,19 +86,13 @@ pub fn activation_ranges(
     let keys: Vec<String> = (0..config.num_hidden_layers)
         .flat_map(|l| Site::ALL.map(|site| site.key(l)))
         .collect();
-    let pad_id = featurizer.token_id("[PAD]").unwrap_or(0);
+    let pad_id = featurizer.pad_id();
     let mut ranges = ActivationRanges::default();
     for chunk in windows.chunks(BATCH) {
         let members: Vec<_> = chunk.iter().collect();
         let batch = PaddedBatch::from_windows(&members, pad_id);
-        let shape = vec![batch.batch_size as i64, batch.seq_len as i64];
-        let tensor = |v: &[i64]| Tensor::from_array((shape.clone(), v.to_vec())).map_err(failed);
         let outputs = session
-            .run(ort::inputs![
-                "input_ids" => tensor(&batch.input_ids)?,
-                "attention_mask" => tensor(&batch.attention_mask)?,
-                "token_type_ids" => tensor(&batch.token_type_ids)?,
-            ])
+            .run(batch_inputs(&batch).map_err(failed)?)
             .map_err(failed)?;
         let real: Vec<bool> = batch.attention_mask.iter().map(|&m| m == 1).collect();
         for key in &keys {

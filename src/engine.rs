@@ -4,13 +4,14 @@
 //! missing or too old, an incomplete model folder, a graph without the expected inputs and
 //! outputs, a CUDA provider that is not installed.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::builder::SessionBuilder;
-use ort::session::Session;
+use ort::session::{Session, SessionInputValue};
 use ort::value::Tensor;
 use thiserror::Error;
 
@@ -138,6 +139,23 @@ pub fn cpu_session(graph: &[u8], threads: Option<usize>) -> Result<Session, Engi
         .map_err(|e| EngineError::Runtime(format!("the graph does not load: {e}")))
 }
 
+/// The graph inputs of a padded batch, under the names every bertqa graph uses: one place
+/// for the engine and for the exporter's calibration run.
+pub fn batch_inputs(
+    batch: &PaddedBatch,
+) -> Result<Vec<(Cow<'static, str>, SessionInputValue<'static>)>, EngineError> {
+    let shape = vec![batch.batch_size as i64, batch.seq_len as i64];
+    let tensor = |v: &[i64]| {
+        Tensor::from_array((shape.clone(), v.to_vec()))
+            .map_err(|e| EngineError::Inference(e.to_string()))
+    };
+    Ok(ort::inputs![
+        "input_ids" => tensor(&batch.input_ids)?,
+        "attention_mask" => tensor(&batch.attention_mask)?,
+        "token_type_ids" => tensor(&batch.token_type_ids)?,
+    ])
+}
+
 impl Engine {
     /// Loads `model.onnx` (or `model-int8.onnx`) from a model folder, checks it, warms it up.
     pub fn load(dir: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
@@ -207,19 +225,9 @@ impl Engine {
     /// Start and end logits (row-major `[B, L]`) of a padded batch; a graph that returns any
     /// other size is an error, so callers can slice rows without checking.
     pub fn run(&mut self, batch: &PaddedBatch) -> Result<BatchLogits, EngineError> {
-        let shape = vec![batch.batch_size as i64, batch.seq_len as i64];
-        let tensor = |v: &[i64]| {
-            Tensor::from_array((shape.clone(), v.to_vec()))
-                .map_err(|e| EngineError::Inference(e.to_string()))
-        };
-        let inputs = ort::inputs![
-            "input_ids" => tensor(&batch.input_ids)?,
-            "attention_mask" => tensor(&batch.attention_mask)?,
-            "token_type_ids" => tensor(&batch.token_type_ids)?,
-        ];
         let outputs = self
             .session
-            .run(inputs)
+            .run(batch_inputs(batch)?)
             .map_err(|e| EngineError::Inference(e.to_string()))?;
         let cells = batch.padded_tokens();
         let extract = |name: &str| -> Result<Vec<f32>, EngineError> {

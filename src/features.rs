@@ -185,9 +185,9 @@ impl Featurizer {
         self.config
     }
 
-    /// The id of a token (e.g. `[PAD]`) in this tokenizer's vocabulary.
-    pub fn token_id(&self, token: &str) -> Option<u32> {
-        self.windows_tokenizer.token_to_id(token)
+    /// The id batches are padded with: `[PAD]`, or 0 (BERT's) if the vocabulary lacks it.
+    pub fn pad_id(&self) -> u32 {
+        self.windows_tokenizer.token_to_id("[PAD]").unwrap_or(0)
     }
 
     /// All windows of one question over one context, in context order.

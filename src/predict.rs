@@ -75,7 +75,7 @@ where
     R: FnMut(&PaddedBatch) -> Result<BatchLogits, E>,
     P: FnMut(usize, usize),
 {
-    let pad_id = featurizer.token_id("[PAD]").unwrap_or(0);
+    let pad_id = featurizer.pad_id();
     let windows: Vec<Vec<crate::features::Window>> = examples
         .iter()
         .map(|e| featurizer.windows(&e.question, &e.context))

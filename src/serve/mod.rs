@@ -155,7 +155,7 @@ impl Service {
             max_tokens: config.max_batch_tokens,
             max_delay: Duration::from_millis(config.max_batch_delay_ms),
         };
-        let pad_id = featurizer.token_id("[PAD]").unwrap_or(0);
+        let pad_id = featurizer.pad_id();
         let (batcher, inference) = batcher::spawn(
             engine,
             pad_id,

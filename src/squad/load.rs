@@ -193,28 +193,19 @@ mod tests {
 
     #[test]
     fn trailing_garbage_and_missing_file_are_errors() {
-        let err = parse_squad(format!("{TINY} x").as_bytes(), "t").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                LoadError::Json {
-                    malformed: true,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let err = parse_squad(&TINY.as_bytes()[..40], "cut").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                LoadError::Json {
-                    malformed: true,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        for (text, name) in [(format!("{TINY} x"), "t"), (TINY[..40].to_string(), "cut")] {
+            let err = parse_squad(text.as_bytes(), name).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    LoadError::Json {
+                        malformed: true,
+                        ..
+                    }
+                ),
+                "{name}: {err}"
+            );
+        }
         let err = load_squad(Path::new("/nonexistent/dev.json")).unwrap_err();
         assert!(matches!(err, LoadError::Io { .. }), "{err}");
     }

@@ -217,7 +217,7 @@ pub fn train(config: &TrainConfig, stop: &AtomicBool) -> Result<TrainSummary, Tr
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(state.step);
-    let pad_id = setup.featurizer.token_id("[PAD]").unwrap_or(0);
+    let pad_id = setup.featurizer.pad_id();
     let started_at_step = state.step;
     let mut stop_reason = String::from("schedule complete");
     let mut finished = true;
