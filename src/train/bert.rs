@@ -10,7 +10,9 @@
 //! kind (bf16), while embeddings, residual sums, LayerNorm, and logits stay fp32.
 
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
+
+use super::dropout::{dropout, keep_mask};
 
 use crate::model::BertConfig;
 
@@ -109,11 +111,11 @@ impl Embeddings {
         let sum = self.word.forward(input_ids)
             + self.position.forward(&positions)
             + self.token_type.forward(token_type_ids);
-        self.norm.forward(&sum).dropout(self.dropout, train)
+        dropout(&self.norm.forward(&sum), self.dropout, train)
     }
 }
 
-/// Multi-head scaled dot-product self-attention (fused kernel).
+/// Multi-head scaled dot-product self-attention.
 #[derive(Debug)]
 pub struct SelfAttention {
     query: nn::Linear,
@@ -138,24 +140,42 @@ impl SelfAttention {
         }
     }
 
-    /// `[B, L, H]` → `[B, L, H]` in `kind`; `keep` is the `[B, 1, 1, L]` boolean key mask.
-    pub fn forward_t(&self, x: &Tensor, keep: &Tensor, kind: Kind, train: bool) -> Tensor {
+    /// `[B, L, H]` → `[B, L, H]` in `kind`; `key_bias` is the `[B, 1, 1, L]` additive key
+    /// mask (0 on real tokens, -1e9 on padding) in `kind`.
+    ///
+    /// On CPU the product is written out (`softmax(q k^T / sqrt(d) + bias) v`) rather than
+    /// calling libtorch's fused kernel: with dropout or a mask in bf16 that kernel falls back to
+    /// an fp32 copy of every step, while here both products stay in bf16 (softmax accumulates in
+    /// fp32 internally) and the dropout mask comes from [`keep_mask`].
+    pub fn forward_t(&self, x: &Tensor, key_bias: &Tensor, kind: Kind, train: bool) -> Tensor {
         let (b, l, _) = x.size3().unwrap_or((0, 0, 0));
         let heads = |t: Tensor| t.view([b, l, self.heads, self.head_dim]).transpose(1, 2);
-        let q = heads(project(x, &self.query, kind));
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q = heads(project(x, &self.query, kind) * scale);
         let k = heads(project(x, &self.key, kind));
         let v = heads(project(x, &self.value, kind));
         let p = if train { self.dropout } else { 0.0 };
-        let context = Tensor::scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            Some(keep),
-            p,
-            false,
-            None::<f64>,
-            false,
-        );
+        let context = if x.device() == Device::Cpu {
+            let probs = (q.matmul(&k.transpose(-1, -2)) + key_bias).softmax(-1, kind);
+            if p > 0.0 {
+                let keep = keep_mask(&probs.size(), p, kind);
+                (probs * keep.mask).matmul(&v) * keep.scale
+            } else {
+                probs.matmul(&v)
+            }
+        } else {
+            let keep = key_bias.eq(0.0);
+            Tensor::scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                Some(&keep),
+                p,
+                false,
+                Some(1.0),
+                false,
+            )
+        };
         context
             .transpose(1, 2)
             .contiguous()
@@ -191,16 +211,20 @@ impl Layer {
     }
 
     /// fp32 `[B, L, H]` → fp32 `[B, L, H]`.
-    pub fn forward_t(&self, hidden: &Tensor, keep: &Tensor, kind: Kind, train: bool) -> Tensor {
-        let attended = self.attention.forward_t(hidden, keep, kind, train);
-        let attended = project(&attended, &self.attention_output, kind)
-            .to_kind(Kind::Float)
-            .dropout(self.dropout, train);
+    pub fn forward_t(&self, hidden: &Tensor, key_bias: &Tensor, kind: Kind, train: bool) -> Tensor {
+        let attended = self.attention.forward_t(hidden, key_bias, kind, train);
+        let attended = dropout(
+            &project(&attended, &self.attention_output, kind).to_kind(Kind::Float),
+            self.dropout,
+            train,
+        );
         let hidden = self.attention_norm.forward(&(attended + hidden));
         let inner = project(&hidden, &self.intermediate, kind).gelu("none");
-        let out = project(&inner, &self.output, kind)
-            .to_kind(Kind::Float)
-            .dropout(self.dropout, train);
+        let out = dropout(
+            &project(&inner, &self.output, kind).to_kind(Kind::Float),
+            self.dropout,
+            train,
+        );
         self.output_norm.forward(&(out + hidden))
     }
 }
@@ -245,12 +269,10 @@ impl BertForQuestionAnswering {
     ) -> (Tensor, Tensor) {
         let kind = self.precision.kind();
         let size = input_ids.size();
-        let keep = attention_mask
-            .to_kind(Kind::Bool)
-            .view([size[0], 1, 1, size[1]]);
+        let key_bias = (attention_mask.eq(0).to_kind(kind) * -1e9).view([size[0], 1, 1, size[1]]);
         let mut hidden = self.embeddings.forward_t(input_ids, token_type_ids, train);
         for layer in &self.layers {
-            hidden = layer.forward_t(&hidden, &keep, kind, train);
+            hidden = layer.forward_t(&hidden, &key_bias, kind, train);
         }
         let logits = project(&hidden, &self.qa_outputs, kind).to_kind(Kind::Float);
         let start = logits.select(-1, 0);

@@ -7,6 +7,7 @@
 
 use tch::{Device, Tensor};
 
+use super::random::SplitMix64;
 use crate::batch::PaddedBatch;
 use crate::features::{FeatureError, Featurizer, Window};
 use crate::squad::Example;
@@ -65,25 +66,6 @@ pub fn training_windows(
     Ok((out, stats))
 }
 
-/// SplitMix64: a tiny, stable generator, so data order never changes with a dependency update.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, (self.next() % (i as u64 + 1)) as usize);
-        }
-    }
-}
-
 /// The batches (window indices) of one epoch, determined by `(seed, epoch)` alone.
 pub fn epoch_batches(
     lengths: &[usize],
@@ -92,7 +74,7 @@ pub fn epoch_batches(
     epoch: usize,
 ) -> Vec<Vec<usize>> {
     let batch_size = batch_size.max(1);
-    let mut rng = SplitMix64(seed ^ (epoch as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+    let mut rng = SplitMix64::new(seed ^ (epoch as u64).wrapping_mul(0xA24B_AED4_963E_E407));
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     rng.shuffle(&mut order);
     let mut batches: Vec<Vec<usize>> = vec![];

@@ -5,9 +5,11 @@ pub mod bert;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod dropout;
 pub mod evaluate;
 pub mod log;
 pub mod optim;
+pub mod random;
 pub mod state;
 pub mod trainer;
 

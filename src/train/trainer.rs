@@ -65,7 +65,7 @@ fn resolve_device(choice: DeviceChoice) -> Result<Device, TrainError> {
 }
 
 /// bf16 where the hardware has it: CUDA, or CPUs with AVX-512 BF16 or AMX (measured here on
-/// AVX-512 BF16 without AMX: 1.65x the fp32 training speed, see bench/RESULTS.md).
+/// AVX-512 BF16 without AMX: 2.4x the fp32 training speed, see bench/RESULTS.md).
 fn resolve_precision(choice: PrecisionChoice, device: Device) -> Precision {
     match choice {
         PrecisionChoice::Fp32 => Precision::Fp32,
