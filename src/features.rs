@@ -215,7 +215,10 @@ impl Featurizer {
             if encoding.len() <= self.config.max_query_len {
                 return Ok(question);
             }
-            let cut_char = encoding.get_offsets()[self.config.max_query_len - 1].1;
+            // Cut where the first token that does not fit starts. One character can become
+            // several tokens (an Indic vowel sign splits in two after accent stripping); such
+            // tokens go together, so every pass shortens the text.
+            let cut_char = encoding.get_offsets()[self.config.max_query_len].0;
             let index = CharIndex::new(question);
             let cut = index.byte(cut_char).unwrap_or(question.len());
             if cut >= question.len() {

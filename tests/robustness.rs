@@ -108,3 +108,24 @@ fn long_questions_are_cut_to_max_query_len_tokens() {
         - 2;
     assert_eq!(question_tokens, 10);
 }
+
+#[test]
+fn a_character_that_becomes_several_tokens_is_cut_whole() {
+    // Found by the geometry property test: the Bengali vowel sign "ো" becomes two tokens
+    // sharing one character, which the cut after token 18 could not separate.
+    let config = WindowConfig {
+        max_seq_len: 174,
+        doc_stride: 0,
+        max_query_len: 18,
+    };
+    let windows = featurizer(config)
+        .windows("café 東京タワー!'!A!A61A!!ো", "The quick brown fox.")
+        .unwrap();
+    let question_tokens = windows[0]
+        .token_type_ids
+        .iter()
+        .filter(|&&t| t == 0)
+        .count()
+        - 2;
+    assert!((1..=18).contains(&question_tokens), "{question_tokens}");
+}
