@@ -145,8 +145,8 @@ impl SelfAttention {
     ///
     /// On CPU the product is written out (`softmax(q k^T / sqrt(d) + bias) v`) rather than
     /// calling libtorch's fused kernel: with dropout or a mask in bf16 that kernel falls back to
-    /// an fp32 copy of every step, while here both products stay in bf16 (softmax accumulates in
-    /// fp32 internally) and the dropout mask comes from [`keep_mask`].
+    /// a path that upcasts every step to fp32, while here both products stay in bf16 (softmax
+    /// accumulates in fp32 internally) and the dropout mask comes from [`keep_mask`].
     pub fn forward_t(&self, x: &Tensor, key_bias: &Tensor, kind: Kind, train: bool) -> Tensor {
         let (b, l, _) = x.size3().unwrap_or((0, 0, 0));
         let heads = |t: Tensor| t.view([b, l, self.heads, self.head_dim]).transpose(1, 2);
