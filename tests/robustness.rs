@@ -6,7 +6,7 @@ mod common;
 use std::sync::OnceLock;
 
 use bertqa::decode::{decode, DecodeConfig, WindowLogits};
-use bertqa::features::{Featurizer, WindowConfig};
+use bertqa::features::{Featurizer, Window, WindowConfig};
 use proptest::prelude::*;
 
 fn featurizer(config: WindowConfig) -> Featurizer {
@@ -100,12 +100,7 @@ fn long_questions_are_cut_to_max_query_len_tokens() {
     let windows = featurizer(config)
         .windows(&question, "because of the rain")
         .unwrap();
-    let question_tokens = windows[0]
-        .token_type_ids
-        .iter()
-        .filter(|&&t| t == 0)
-        .count()
-        - 2;
+    let question_tokens = question_tokens(&windows[0]);
     assert_eq!(question_tokens, 10);
 }
 
@@ -121,11 +116,11 @@ fn a_character_that_becomes_several_tokens_is_cut_whole() {
     let windows = featurizer(config)
         .windows("café 東京タワー!'!A!A61A!!ো", "The quick brown fox.")
         .unwrap();
-    let question_tokens = windows[0]
-        .token_type_ids
-        .iter()
-        .filter(|&&t| t == 0)
-        .count()
-        - 2;
+    let question_tokens = question_tokens(&windows[0]);
     assert!((1..=18).contains(&question_tokens), "{question_tokens}");
+}
+
+/// Tokens of segment 0 less `[CLS]` and the first `[SEP]`: the question's own tokens.
+fn question_tokens(window: &Window) -> usize {
+    window.token_type_ids.iter().filter(|&&t| t == 0).count() - 2
 }

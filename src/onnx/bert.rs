@@ -8,6 +8,8 @@
 //! activations quantized per batch by the kernel); the embeddings, LayerNorms and the 2-wide QA
 //! head stay fp32.
 
+use std::borrow::Cow;
+
 use super::graph::{attr_float, attr_int, attr_ints, tensor_value, GraphBuilder};
 use super::proto::{data_type, ModelProto, OperatorSetIdProto, StringStringEntryProto};
 use super::quantize::{quantize_columns, quantize_rows, transpose};
@@ -104,12 +106,16 @@ impl Builder<'_> {
                 Ok(self.g.node("Add", &[&product, &bias], vec![]))
             }
             WeightFormat::Int8 | WeightFormat::Int8Mixed | WeightFormat::Int8Rowwise => {
-                let mut weight = w.data.clone();
-                if let Some(factors) = smooth {
-                    for row in weight.chunks_mut(inp) {
-                        row.iter_mut().zip(factors).for_each(|(v, f)| *v *= f);
+                let weight = match smooth {
+                    None => Cow::Borrowed(&w.data),
+                    Some(factors) => {
+                        let mut smoothed = w.data.clone();
+                        for row in smoothed.chunks_mut(inp) {
+                            row.iter_mut().zip(factors).for_each(|(v, f)| *v *= f);
+                        }
+                        Cow::Owned(smoothed)
                     }
-                }
+                };
                 let q = quantize_columns(&weight, out, inp);
                 let values =
                     self.g
@@ -117,11 +123,8 @@ impl Builder<'_> {
                 let scales =
                     self.g
                         .float_tensor(&format!("{prefix}.weight_scale"), &[out], &q.scales);
-                if let Some(rows) = site
-                    .rows
-                    .as_ref()
-                    .filter(|_| format == WeightFormat::Int8Rowwise)
-                {
+                // `site_input` quantizes the input rows exactly when the format is row-wise.
+                if let Some(rows) = &site.rows {
                     return Ok(rowwise_int8_matmul(
                         &mut self.g,
                         rows,
@@ -171,12 +174,13 @@ impl Builder<'_> {
             input.rows = Some(quantize_activation_rows(&mut self.g, x));
             return Ok(input);
         };
-        let ranges = smoothing.ranges.by_site.get(&key).ok_or_else(|| {
-            ExportError::Checkpoint(format!("calibration has no activation ranges for {key}"))
-        })?;
+        let ranges =
+            smoothing.ranges.by_site.get(&key).ok_or_else(|| {
+                ExportError::Calibration(format!("no activation ranges for {key}"))
+            })?;
         if ranges.len() != inp {
-            return Err(ExportError::Checkpoint(format!(
-                "calibration ranges for {key} have {} channels, the layer takes {inp}",
+            return Err(ExportError::Calibration(format!(
+                "ranges for {key} have {} channels, the layer takes {inp}",
                 ranges.len()
             )));
         }

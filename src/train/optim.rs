@@ -122,12 +122,6 @@ impl AdamW {
         });
     }
 
-    pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            p.value.zero_grad();
-        }
-    }
-
     /// The moments as named tensors (`m.<param>`, `v.<param>`), for a checkpoint.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         self.params
