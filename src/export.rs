@@ -11,6 +11,8 @@ use crate::features::WindowConfig;
 use crate::model::manifest::{ModelManifest, FP32_GRAPH, INT8_GRAPH};
 use crate::model::BertConfig;
 use crate::onnx::bert::{bert_qa_model, GraphOptions, OpStyle, Smoothing, WeightFormat};
+use crate::onnx::portable::{make_portable, PortabilityReport};
+use crate::onnx::proto::ModelProto;
 use crate::onnx::weights::Weights;
 use crate::onnx::ExportError;
 
@@ -133,6 +135,41 @@ pub fn export_model_folder(
         serde_json::to_string_pretty(&manifest).map_err(|e| write_error(&manifest_path, e))?;
     std::fs::write(&manifest_path, text + "\n").map_err(|e| write_error(&manifest_path, e))?;
     Ok(written)
+}
+
+/// Copies model folder `model_dir` to `out` (or rewrites it in place when they are the same)
+/// with its int8 graph made portable ([`crate::onnx::portable`]): for folders exported before
+/// the pair bound, whose checkpoint may no longer exist.
+pub fn make_model_folder_portable(
+    model_dir: &Path,
+    out: &Path,
+) -> Result<PortabilityReport, ExportError> {
+    let source = model_dir.join(INT8_GRAPH);
+    let bytes = std::fs::read(&source)
+        .map_err(|e| ExportError::Graph(format!("{}: {e}", source.display())))?;
+    let mut model = ModelProto::decode(bytes.as_slice())
+        .map_err(|e| ExportError::Graph(format!("{} is not ONNX: {e}", source.display())))?;
+    let graph = model
+        .graph
+        .as_mut()
+        .ok_or_else(|| ExportError::Graph(format!("{} has no graph", source.display())))?;
+    let report = make_portable(graph)?;
+    std::fs::create_dir_all(out).map_err(|e| write_error(out, e))?;
+    if std::fs::canonicalize(model_dir).ok() != std::fs::canonicalize(out).ok() {
+        let entries = std::fs::read_dir(model_dir).map_err(|e| write_error(model_dir, e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_file() && path.file_name() != Some(INT8_GRAPH.as_ref()) {
+                std::fs::copy(&path, out.join(entry.file_name()))
+                    .map_err(|e| write_error(&path, e))?;
+            }
+        }
+    }
+    let path = out.join(INT8_GRAPH);
+    let tmp = path.with_extension("onnx.tmp");
+    std::fs::write(&tmp, model.encode_to_vec()).map_err(|e| write_error(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| write_error(&path, e))?;
+    Ok(report)
 }
 
 /// Writes a randomly initialised checkpoint folder for `config` with `tokenizer`: the stand-in

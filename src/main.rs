@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use bertqa::calibrate::Calibration;
 use bertqa::engine::{DeviceKind, Engine, EngineConfig};
-use bertqa::export::{export_model_folder, write_random_checkpoint, ExportOptions};
+use bertqa::export::{
+    export_model_folder, make_model_folder_portable, write_random_checkpoint, ExportOptions,
+};
 use bertqa::features::{Featurizer, WindowConfig};
 use bertqa::model::BertConfig;
 use bertqa::onnx::bert::{OpStyle, WeightFormat};
@@ -107,6 +109,17 @@ enum Command {
         /// Seed of the N(0, initializer_range) weights.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Rewrite a model folder's int8 graph so that no CPU can saturate its integer products
+    /// (graphs exported before weights were pair-bounded can, on CPUs without AVX-512 VNNI, and
+    /// then answer differently there); the rest of the folder is copied unchanged.
+    MakePortable {
+        /// Model folder with model-int8.onnx.
+        #[arg(long)]
+        model_dir: PathBuf,
+        /// Folder to write (may be --model-dir itself).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Serve a model folder over HTTP (POST /answer, POST /evaluate, GET /metrics, /docs).
     Serve(Box<ServeConfig>),
@@ -296,7 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_query_len,
             };
             if int8_mode == WeightFormat::Fp32 {
-                anyhow::bail!("--int8-mode must be int8 or int8-mixed");
+                anyhow::bail!("--int8-mode must be int8, int8-mixed or int8-rowwise");
             }
             let options = ExportOptions {
                 fp32: !int8_only,
@@ -325,6 +338,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = BertConfig::from_file(&config)?;
             write_random_checkpoint(&out, &config, &tokenizer, seed)?;
             eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::MakePortable { model_dir, out } => {
+            let report = make_model_folder_portable(&model_dir, &out)?;
+            eprintln!(
+                "{}: {} of {} integer products re-quantized; worst 16-bit lane sum {} -> {} (limit {})",
+                out.display(),
+                report.rewritten,
+                report.products,
+                report.worst_before,
+                report.worst_after,
+                i16::MAX
+            );
             Ok(())
         }
         Command::Predict {

@@ -6,8 +6,11 @@ mod common;
 
 use std::path::PathBuf;
 
+use bertqa::onnx::proto::ModelProto;
+use bertqa::onnx::quantize::graph_worst_pair_sum;
 use bertqa::squad::{load_squad, metrics::exact_match};
 use common::server::{config, TestServer};
+use prost::Message;
 use serde_json::json;
 
 fn default_model() -> PathBuf {
@@ -77,4 +80,14 @@ async fn the_default_model_answers_real_questions_over_http() {
         "first 300 dev questions: EM {em:.1}, F1 {f1:.1}"
     );
     server.stop().await.unwrap();
+}
+
+#[test]
+fn the_default_model_cannot_saturate_a_16_bit_product_on_any_cpu() {
+    // CPUs without AVX-512 VNNI add pairs of u8 x s8 products in saturating 16-bit lanes; a
+    // graph within the bound gives the same integer products on every x86-64 CPU.
+    let bytes = std::fs::read(default_model().join("model-int8.onnx")).unwrap();
+    let graph = ModelProto::decode(bytes.as_slice()).unwrap().graph.unwrap();
+    let (name, worst) = graph_worst_pair_sum(&graph).expect("integer products");
+    assert!(worst <= i16::MAX as u32, "{name} reaches {worst}");
 }

@@ -5,6 +5,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use prost::Message;
+
 use bertqa::batch::PaddedBatch;
 use bertqa::calibrate::{activation_ranges, Calibration};
 use bertqa::engine::{DeviceKind, Engine, EngineConfig, EngineError};
@@ -12,6 +14,8 @@ use bertqa::export::{export_model_folder, ExportOptions};
 use bertqa::features::{Featurizer, WindowConfig};
 use bertqa::model::BertConfig;
 use bertqa::onnx::bert::WeightFormat;
+use bertqa::onnx::proto::ModelProto;
+use bertqa::onnx::quantize::graph_worst_pair_sum;
 use bertqa::onnx::smooth::Site;
 use bertqa::onnx::weights::Weights;
 
@@ -154,6 +158,43 @@ fn smoothed_rowwise_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("int8-rowwise"), "{error}");
+}
+
+#[test]
+fn int8_graphs_cannot_saturate_a_16_bit_product_on_any_cpu() {
+    // Without VNNI, ONNX Runtime adds pairs of u8 x s8 products in saturating 16-bit lanes:
+    // every int8 form must keep 255 x (|w_k| + |w_k+1|) within i16::MAX, whatever CPU runs it.
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_model_folder(dir.path());
+    let checkpoint = dir.path().join("checkpoint");
+    let calibration = Calibration {
+        questions: 4,
+        ..Calibration::on(common::squad_dir().join("train-v1.1-rebuilt.json.gz"))
+    };
+    let forms = [
+        (WeightFormat::Int8, None),
+        (WeightFormat::Int8Mixed, None),
+        (WeightFormat::Int8Rowwise, None),
+        (WeightFormat::Int8Rowwise, Some(calibration)),
+    ];
+    for (i, (format, calibration)) in forms.into_iter().enumerate() {
+        let out = dir.path().join(format!("form{i}"));
+        let options = ExportOptions {
+            fp32: false,
+            int8: Some(format),
+            calibration,
+            ..ExportOptions::default()
+        };
+        export_model_folder(&checkpoint, &out, &options).unwrap();
+        let bytes = std::fs::read(out.join("model-int8.onnx")).unwrap();
+        let model = ModelProto::decode(bytes.as_slice()).unwrap();
+        let graph = model.graph.expect("a graph");
+        let (name, worst) = graph_worst_pair_sum(&graph).expect("integer products");
+        assert!(
+            worst <= i16::MAX as u32,
+            "{format:?} #{i}: {name} reaches {worst} in a 16-bit lane"
+        );
+    }
 }
 
 /// The int8 graph of `int8_folder` gives each window the same logits alone as in a padded

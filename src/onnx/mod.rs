@@ -3,6 +3,7 @@
 
 pub mod bert;
 pub mod graph;
+pub mod portable;
 pub mod proto;
 pub mod quantize;
 pub mod rowwise;
@@ -20,6 +21,9 @@ pub enum ExportError {
     /// Measuring activation ranges for the smoothed int8 graph failed.
     #[error("calibration: {0}")]
     Calibration(String),
+    /// An existing graph does not have the shape bertqa writes.
+    #[error("int8 graph: {0}")]
+    Graph(String),
     /// Writing the model folder failed.
     #[error("cannot write {path}: {message}")]
     Write {
