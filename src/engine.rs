@@ -13,10 +13,14 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::builder::SessionBuilder;
 use ort::session::{Session, SessionInputValue};
 use ort::value::Tensor;
+use prost::Message;
 use thiserror::Error;
 
 use crate::batch::PaddedBatch;
+use crate::cpu::CpuFeatures;
 use crate::model::manifest::{ModelManifest, FP32_GRAPH, INT8_GRAPH};
+use crate::onnx::proto::ModelProto;
+use crate::onnx::quantize::graph_worst_pair_sum;
 use crate::predict::BatchLogits;
 
 /// Why the engine could not start or run.
@@ -156,6 +160,26 @@ pub fn batch_inputs(
     ])
 }
 
+/// Warns when an int8 graph can saturate this CPU's 16-bit int8 lanes (no VNNI or AMX): its
+/// answers would then differ from those measured elsewhere. Graphs bertqa exports now cannot;
+/// older ones are fixed by `bertqa make-portable`.
+fn warn_if_saturating(graph: &Path) {
+    let worst = std::fs::read(graph)
+        .ok()
+        .and_then(|bytes| ModelProto::decode(bytes.as_slice()).ok())
+        .and_then(|model| graph_worst_pair_sum(&model.graph?));
+    if let Some((weight, sum)) = worst.filter(|(_, sum)| *sum > i16::MAX as u32) {
+        tracing::warn!(
+            weight,
+            sum,
+            "{}: this CPU has no int8 instruction with 32-bit accumulation (VNNI or AMX) and \
+             the graph's weights can saturate its 16-bit lanes, so answers differ from other \
+             CPUs; rewrite it with `bertqa make-portable`",
+            graph.display()
+        );
+    }
+}
+
 impl Engine {
     /// Loads `model.onnx` (or `model-int8.onnx`) from a model folder, checks it, warms it up.
     pub fn load(dir: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
@@ -171,6 +195,11 @@ impl Engine {
                 "{file} is missing (graphs present: {:?})",
                 manifest.graphs
             )));
+        }
+        let cpu = CpuFeatures::detect();
+        tracing::info!(cpu = ?cpu.names(), graph = file, "CPU extensions ONNX Runtime can use");
+        if config.int8 && config.device == DeviceKind::Cpu && !cpu.int8_products_are_exact() {
+            warn_if_saturating(&graph);
         }
         let mut builder = session_builder(config.threads)?;
         if config.device == DeviceKind::Cuda {
@@ -201,10 +230,11 @@ impl Engine {
             manifest,
             graph,
         };
+        // Token id 0 exists in every vocabulary (it is [PAD] in BERT's).
         let warm = PaddedBatch {
             batch_size: 1,
             seq_len: 3,
-            input_ids: vec![101, 1996, 102],
+            input_ids: vec![0; 3],
             token_type_ids: vec![0; 3],
             attention_mask: vec![1; 3],
         };

@@ -17,6 +17,7 @@
 
 pub mod batch;
 pub mod calibrate;
+pub mod cpu;
 pub mod decode;
 pub mod engine;
 pub mod export;

@@ -187,6 +187,7 @@ struct PredictArgs {
 }
 
 fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    init_logging(bertqa::serve::config::LogFormat::Text);
     let mut engine = Engine::load(&args.model_dir, &args.engine)?;
     let manifest = engine.manifest().clone();
     let featurizer =

@@ -265,7 +265,9 @@ pub async fn shutdown_signal() {
 pub fn init_logging(format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         config::LogFormat::Text => builder.try_init(),
         config::LogFormat::Json => builder.json().try_init(),

@@ -22,6 +22,7 @@ use super::state::{write_json, EvalRecord, RunFolder, TrainerState};
 use super::TrainError;
 use crate::batch::PaddedBatch;
 use crate::calibrate::Calibration;
+use crate::cpu::CpuFeatures;
 use crate::export::{export_model_folder, ExportOptions};
 use crate::features::Featurizer;
 use crate::model::BertConfig;
@@ -70,14 +71,11 @@ fn resolve_precision(choice: PrecisionChoice, device: Device) -> Precision {
     match choice {
         PrecisionChoice::Fp32 => Precision::Fp32,
         PrecisionChoice::Bf16 => Precision::Bf16,
-        PrecisionChoice::Auto if device.is_cuda() || cpu_has_bf16() => Precision::Bf16,
+        PrecisionChoice::Auto if device.is_cuda() || CpuFeatures::detect().has_fast_bf16() => {
+            Precision::Bf16
+        }
         PrecisionChoice::Auto => Precision::Fp32,
     }
-}
-
-fn cpu_has_bf16() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .is_ok_and(|info| info.contains(" avx512_bf16") || info.contains(" amx_bf16"))
 }
 
 /// Everything loaded before the first step.
