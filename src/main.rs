@@ -285,7 +285,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|p| read_json(&p, "no-answer probability file (id -> number)"))
                 .transpose()?;
             let scores = metrics::score(&dataset, &predictions, na_probs.as_ref(), na_prob_thresh)?;
-            println!("{}", serde_json::to_string_pretty(&scores)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&scores.to_official_json())?
+            );
             Ok(())
         }
         Command::Export {

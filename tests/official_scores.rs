@@ -101,7 +101,9 @@ fn v1_scores_equal_the_official_script() {
     let reference = reference();
     let sets = prediction_sets(&dataset);
     for (name, predictions) in &sets.by_name {
-        let got = metrics::score(&dataset, predictions, None, 1.0).unwrap();
+        let got = metrics::score(&dataset, predictions, None, 1.0)
+            .unwrap()
+            .to_official_json();
         assert_same(name, &got, &reference["dev-v1.1"][*name]);
     }
 }
@@ -126,10 +128,14 @@ fn v2_scores_equal_the_official_script() {
         }
         assert_same(
             name,
-            &metrics::score(&dataset, predictions, None, 1.0).unwrap(),
+            &metrics::score(&dataset, predictions, None, 1.0)
+                .unwrap()
+                .to_official_json(),
             &reference[*name],
         );
-        let with_na = metrics::score(&dataset, predictions, Some(&sets.na_probs), 1.0).unwrap();
+        let with_na = metrics::score(&dataset, predictions, Some(&sets.na_probs), 1.0)
+            .unwrap()
+            .to_official_json();
         assert_same(
             &format!("{name}+na_probs"),
             &with_na,
@@ -138,7 +144,9 @@ fn v2_scores_equal_the_official_script() {
         cases += 2;
     }
     let perturbed = &sets.by_name[4].1;
-    let got = metrics::score(&dataset, perturbed, Some(&sets.na_probs), 0.5).unwrap();
+    let got = metrics::score(&dataset, perturbed, Some(&sets.na_probs), 0.5)
+        .unwrap()
+        .to_official_json();
     assert_same(
         "perturbed+na_probs+thresh0.5",
         &got,

@@ -45,7 +45,7 @@ fn offline_scores(folder: &Path, dataset: &SquadFile) -> (Value, HashMap<String,
     .unwrap();
     let (answers, _) = prediction_files(&examples, &predictions, None);
     let scores = metrics::score(dataset, &answers, None, 1.0).unwrap();
-    (Value::Object(scores), answers)
+    (Value::Object(scores.to_official_json()), answers)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

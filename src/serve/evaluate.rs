@@ -11,7 +11,6 @@ use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::header;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
@@ -23,7 +22,8 @@ use super::queue::Priority;
 use super::{off_runtime, AppState};
 use crate::decode::DecodeConfig;
 use crate::predict::prediction_files;
-use crate::squad::{metrics, parse_squad_within, Example, LoadError, SquadFile};
+use crate::squad::metrics::{self, Scores};
+use crate::squad::{parse_squad_within, Example, LoadError};
 
 /// Query options of `/evaluate`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -142,12 +142,7 @@ async fn run(
     let answers = predict(state, examples).await?;
     let scores = metrics::score(&dataset, &answers, None, 1.0)
         .map_err(|e| ApiError::Validation(e.to_string()))?;
-    let response = response(
-        &scores,
-        &dataset,
-        started,
-        query.predictions.then_some(answers),
-    );
+    let response = response(&scores, started, query.predictions.then_some(answers));
     state.metrics.last_exact_match.set(response.exact_match);
     state.metrics.last_f1.set(response.f1);
     tracing::info!(
@@ -263,28 +258,31 @@ async fn predict(
 }
 
 fn response(
-    scores: &Map<String, Value>,
-    dataset: &SquadFile,
+    scores: &Scores,
     started: Instant,
     predictions: Option<HashMap<String, String>>,
 ) -> EvaluateResponse {
-    let number = |key: &str| scores.get(key).and_then(Value::as_f64);
-    let count = |key: &str| scores.get(key).and_then(Value::as_u64).map(|n| n as usize);
-    let total = count("total").unwrap_or_else(|| dataset.question_count());
+    let overall = scores.overall();
+    let (has_answer, no_answer) = match scores {
+        Scores::V1(_) => (None, None),
+        Scores::V2 {
+            has_answer,
+            no_answer,
+            ..
+        } => (*has_answer, *no_answer),
+    };
     let elapsed = started.elapsed();
     EvaluateResponse {
-        exact_match: number("exact_match")
-            .or_else(|| number("exact"))
-            .unwrap_or(0.0),
-        f1: number("f1").unwrap_or(0.0),
-        total,
-        has_ans_exact: number("HasAns_exact"),
-        has_ans_f1: number("HasAns_f1"),
-        has_ans_total: count("HasAns_total"),
-        no_ans_exact: number("NoAns_exact"),
-        no_ans_f1: number("NoAns_f1"),
-        no_ans_total: count("NoAns_total"),
-        questions_per_second: total as f64 / elapsed.as_secs_f64().max(1e-9),
+        exact_match: overall.exact,
+        f1: overall.f1,
+        total: overall.total,
+        has_ans_exact: has_answer.map(|s| s.exact),
+        has_ans_f1: has_answer.map(|s| s.f1),
+        has_ans_total: has_answer.map(|s| s.total),
+        no_ans_exact: no_answer.map(|s| s.exact),
+        no_ans_f1: no_answer.map(|s| s.f1),
+        no_ans_total: no_answer.map(|s| s.total),
+        questions_per_second: overall.total as f64 / elapsed.as_secs_f64().max(1e-9),
         duration_ms: elapsed.as_millis() as u64,
         predictions,
     }

@@ -96,15 +96,101 @@ fn max_over<'g>(golds: impl Iterator<Item = &'g str>, f: impl Fn(&str) -> f64) -
     golds.map(f).fold(f64::NEG_INFINITY, f64::max).max(0.0)
 }
 
-/// The official scores of `predictions` (question id → answer text) on `dataset`, as the
-/// JSON object the official script for the dataset's version prints (values in percent).
+/// Exact Match, F1 and question count of one set of questions, in percent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SubsetScores {
+    /// Exact Match.
+    pub exact: f64,
+    /// Token F1.
+    pub f1: f64,
+    /// Questions in the set.
+    pub total: usize,
+}
+
+/// v2.0's sweep over no-answer thresholds (`find_all_best_thresh`), when no-answer
+/// probabilities were given: the best score reachable and the threshold that reaches it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BestThresholds {
+    /// Best Exact Match over thresholds.
+    pub best_exact: f64,
+    /// Its threshold.
+    pub best_exact_thresh: f64,
+    /// Best F1 over thresholds.
+    pub best_f1: f64,
+    /// Its threshold.
+    pub best_f1_thresh: f64,
+}
+
+/// The official scores of one evaluation, typed so that a caller cannot misspell a key;
+/// [`Scores::to_official_json`] writes the object the official script prints.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scores {
+    /// `evaluate-v1.1.py`.
+    V1(SubsetScores),
+    /// `evaluate-v2.0.py`.
+    V2 {
+        /// Every question.
+        all: SubsetScores,
+        /// Answerable questions (when the file has any).
+        has_answer: Option<SubsetScores>,
+        /// Unanswerable questions (when the file has any).
+        no_answer: Option<SubsetScores>,
+        /// With no-answer probabilities only.
+        best: Option<BestThresholds>,
+    },
+}
+
+impl Scores {
+    /// Every question's scores: v1.1's `exact_match`/`f1`, v2.0's `exact`/`f1`.
+    pub fn overall(&self) -> SubsetScores {
+        match self {
+            Scores::V1(all) | Scores::V2 { all, .. } => *all,
+        }
+    }
+
+    /// The JSON object the official script prints, keys in its order.
+    pub fn to_official_json(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        match self {
+            Scores::V1(all) => {
+                out.insert("exact_match".into(), all.exact.into());
+                out.insert("f1".into(), all.f1.into());
+            }
+            Scores::V2 {
+                all,
+                has_answer,
+                no_answer,
+                best,
+            } => {
+                let mut subset = |prefix: &str, s: &SubsetScores| {
+                    out.insert(format!("{prefix}exact"), s.exact.into());
+                    out.insert(format!("{prefix}f1"), s.f1.into());
+                    out.insert(format!("{prefix}total"), s.total.into());
+                };
+                subset("", all);
+                has_answer.iter().for_each(|s| subset("HasAns_", s));
+                no_answer.iter().for_each(|s| subset("NoAns_", s));
+                if let Some(b) = best {
+                    out.insert("best_exact".into(), b.best_exact.into());
+                    out.insert("best_exact_thresh".into(), b.best_exact_thresh.into());
+                    out.insert("best_f1".into(), b.best_f1.into());
+                    out.insert("best_f1_thresh".into(), b.best_f1_thresh.into());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The official scores of `predictions` (question id → answer text) on `dataset`, by the
+/// official script for the dataset's version (values in percent).
 /// `na_probs` (question id → no-answer probability, in file order) only matters for v2.0.
 pub fn score(
     dataset: &SquadFile,
     predictions: &HashMap<String, String>,
     na_probs: Option<&Map<String, Value>>,
     na_prob_thresh: f64,
-) -> Result<Map<String, Value>, ScoreError> {
+) -> Result<Scores, ScoreError> {
     match dataset.version_kind() {
         SquadVersion::V1 => score_v1(dataset, predictions),
         SquadVersion::V2 => score_v2(dataset, predictions, na_probs, na_prob_thresh),
@@ -115,7 +201,7 @@ pub fn score(
 pub fn score_v1(
     dataset: &SquadFile,
     predictions: &HashMap<String, String>,
-) -> Result<Map<String, Value>, ScoreError> {
+) -> Result<Scores, ScoreError> {
     let (mut exact, mut f1, mut total) = (0u64, 0.0f64, 0usize);
     for (_, qa) in dataset.questions() {
         total += 1;
@@ -129,13 +215,11 @@ pub fn score_v1(
     if total == 0 {
         return Err(ScoreError::Empty("the dataset has no questions"));
     }
-    let mut out = Map::new();
-    out.insert(
-        "exact_match".into(),
-        (100.0 * exact as f64 / total as f64).into(),
-    );
-    out.insert("f1".into(), (100.0 * f1 / total as f64).into());
-    Ok(out)
+    Ok(Scores::V1(SubsetScores {
+        exact: 100.0 * exact as f64 / total as f64,
+        f1: 100.0 * f1 / total as f64,
+        total,
+    }))
 }
 
 /// Per-question raw scores in dataset order, the later of duplicate ids winning in place
@@ -222,7 +306,7 @@ pub fn score_v2(
     predictions: &HashMap<String, String>,
     na_probs: Option<&Map<String, Value>>,
     na_prob_thresh: f64,
-) -> Result<Map<String, Value>, ScoreError> {
+) -> Result<Scores, ScoreError> {
     let raw = raw_scores_v2(dataset, predictions);
     if raw.ids.is_empty() {
         return Err(ScoreError::Empty(
@@ -255,7 +339,7 @@ pub fn score_v2(
         .enumerate()
         .map(|(i, id)| (id.as_str(), i))
         .collect();
-    let eval = |ids: Option<&[String]>, out: &mut Map<String, Value>, prefix: &str| {
+    let subset = |ids: Option<&[String]>| {
         let (exact_sum, f1_sum, total) = match ids {
             None => (sum(&exact_t), sum(&f1_t), raw.ids.len()),
             Some(ids) => {
@@ -268,32 +352,31 @@ pub fn score_v2(
                 (pick(&exact_t), pick(&f1_t), ids.len())
             }
         };
-        out.insert(
-            format!("{prefix}exact"),
-            (100.0 * exact_sum / total as f64).into(),
-        );
-        out.insert(
-            format!("{prefix}f1"),
-            (100.0 * f1_sum / total as f64).into(),
-        );
-        out.insert(format!("{prefix}total"), total.into());
-    };
-    let mut out = Map::new();
-    eval(None, &mut out, "");
-    if !raw.has_answer_ids.is_empty() {
-        eval(Some(&raw.has_answer_ids), &mut out, "HasAns_");
-    }
-    if !raw.no_answer_ids.is_empty() {
-        eval(Some(&raw.no_answer_ids), &mut out, "NoAns_");
-    }
-    if let Some(na_probs) = na_probs {
-        for (name, scores) in [("exact", &raw.exact), ("f1", &raw.f1)] {
-            let (best, thresh) = best_threshold(&raw, scores, &index, predictions, na_probs);
-            out.insert(format!("best_{name}"), best.into());
-            out.insert(format!("best_{name}_thresh"), thresh);
+        SubsetScores {
+            exact: 100.0 * exact_sum / total as f64,
+            f1: 100.0 * f1_sum / total as f64,
+            total,
         }
-    }
-    Ok(out)
+    };
+    let present = |ids: &[String]| (!ids.is_empty()).then(|| subset(Some(ids)));
+    let best = na_probs.map(|na_probs| {
+        let (best_exact, best_exact_thresh) =
+            best_threshold(&raw, &raw.exact, &index, predictions, na_probs);
+        let (best_f1, best_f1_thresh) =
+            best_threshold(&raw, &raw.f1, &index, predictions, na_probs);
+        BestThresholds {
+            best_exact,
+            best_exact_thresh,
+            best_f1,
+            best_f1_thresh,
+        }
+    });
+    Ok(Scores::V2 {
+        all: subset(None),
+        has_answer: present(&raw.has_answer_ids),
+        no_answer: present(&raw.no_answer_ids),
+        best,
+    })
 }
 
 /// Python's `sum` over floats: left to right from zero.
@@ -309,10 +392,10 @@ fn best_threshold(
     index: &HashMap<&str, usize>,
     predictions: &HashMap<String, String>,
     na_probs: &Map<String, Value>,
-) -> (f64, Value) {
+) -> (f64, f64) {
     let mut current = raw.no_answer_ids.len() as f64;
     let mut best = current;
-    let mut best_thresh = Value::from(0.0);
+    let mut best_thresh = 0.0;
     let mut order: Vec<(&String, &Value)> = na_probs.iter().collect();
     order.sort_by(|a, b| {
         let (x, y) = (
@@ -335,7 +418,7 @@ fn best_threshold(
         current += diff;
         if current > best {
             best = current;
-            best_thresh = prob.clone();
+            best_thresh = prob.as_f64().unwrap_or(f64::NAN);
         }
     }
     (100.0 * best / raw.ids.len() as f64, best_thresh)

@@ -66,11 +66,11 @@ pub fn evaluate(
     let na_probs = v2.then_some(&null_odds);
     let scores = metrics::score(&dev.file, &answers, na_probs, 1.0)
         .map_err(|e| TrainError::Eval(e.to_string()))?;
-    let get = |k: &str| scores.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let overall = scores.overall();
     Ok(EvalRecord {
         step,
-        exact: if v2 { get("exact") } else { get("exact_match") },
-        f1: get("f1"),
+        exact: overall.exact,
+        f1: overall.f1,
         questions: dev.examples.len(),
         seconds: started.elapsed().as_secs_f64(),
     })
