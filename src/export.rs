@@ -15,6 +15,7 @@ use crate::onnx::portable::{make_portable, PortabilityReport};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::weights::Weights;
 use crate::onnx::ExportError;
+use crate::squad::SquadVersion;
 
 /// What to export.
 #[derive(Debug, Clone)]
@@ -29,8 +30,8 @@ pub struct ExportOptions {
     pub window: WindowConfig,
     /// Longest answer in tokens.
     pub max_answer_len: usize,
-    /// "1.1" or "2.0".
-    pub squad_version: String,
+    /// What the model was trained for: v2.0 models may answer nothing.
+    pub squad_version: SquadVersion,
     /// Smooth the `int8-rowwise` graph with activation ranges measured on these windows.
     pub calibration: Option<Calibration>,
 }
@@ -43,7 +44,7 @@ impl Default for ExportOptions {
             ops: OpStyle::Primitive,
             window: WindowConfig::default(),
             max_answer_len: 30,
-            squad_version: "1.1".into(),
+            squad_version: SquadVersion::V1,
             calibration: None,
         }
     }
@@ -125,7 +126,7 @@ pub fn export_model_folder(
     let manifest = ModelManifest {
         window: options.window,
         max_answer_len: options.max_answer_len,
-        squad_version: options.squad_version.clone(),
+        squad_version: options.squad_version,
         lowercase,
         graphs: formats.iter().map(|(_, n)| (*n).to_string()).collect(),
         training_metrics,

@@ -19,7 +19,7 @@ use bertqa::onnx::bert::{OpStyle, WeightFormat};
 use bertqa::predict::{predict_examples, prediction_files, PredictConfig};
 use bertqa::serve::config::ServeConfig;
 use bertqa::serve::{init_logging, shutdown_signal, Service};
-use bertqa::squad::{load_squad, metrics};
+use bertqa::squad::{load_squad, metrics, SquadVersion};
 
 /// Extractive question answering with BERT: score, predict, export and serve.
 #[derive(Parser)]
@@ -77,9 +77,9 @@ enum Command {
         /// Operators of the graph: ONNX Runtime's fused kernels, or portable primitives.
         #[arg(long, value_enum, default_value_t = OpStyle::Primitive)]
         ops: OpStyle,
-        /// SQuAD version the model was trained for ("1.1" or "2.0").
-        #[arg(long, default_value = "1.1")]
-        squad_version: String,
+        /// SQuAD version the model was trained for (2.0 models may answer nothing).
+        #[arg(long, value_enum, default_value_t = SquadVersion::V1)]
+        squad_version: SquadVersion,
         /// Window length the model was trained with.
         #[arg(long, default_value_t = 384)]
         max_seq_len: usize,

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::features::WindowConfig;
+use crate::squad::SquadVersion;
 
 /// File name of the fp32 graph in a model folder.
 pub const FP32_GRAPH: &str = "model.onnx";
@@ -22,7 +23,7 @@ pub struct ModelManifest {
     /// Longest answer in tokens.
     pub max_answer_len: usize,
     /// "1.1" (always answer) or "2.0" (may answer nothing).
-    pub squad_version: String,
+    pub squad_version: SquadVersion,
     /// Whether the tokenizer lower-cases (informative).
     pub lowercase: bool,
     /// Graph files present: "model.onnx", and "model-int8.onnx" when exported with int8.
@@ -55,6 +56,6 @@ impl ModelManifest {
 
     /// True for SQuAD v2.0 models (null answers allowed).
     pub fn allows_no_answer(&self) -> bool {
-        self.squad_version.starts_with('2')
+        self.squad_version == SquadVersion::V2
     }
 }

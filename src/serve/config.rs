@@ -194,7 +194,7 @@ mod tests {
         ModelManifest {
             window: WindowConfig::default(),
             max_answer_len: 30,
-            squad_version: "1.1".into(),
+            squad_version: crate::squad::SquadVersion::V1,
             lowercase: true,
             graphs: vec!["model.onnx".into()],
             training_metrics: None,

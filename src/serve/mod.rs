@@ -145,7 +145,7 @@ impl Service {
                 &config.model_dir.display().to_string(),
                 &engine.graph().display().to_string(),
                 &format!("{:?}", config.device).to_lowercase(),
-                &manifest.squad_version,
+                manifest.squad_version.as_str(),
                 env!("CARGO_PKG_VERSION"),
             ])
             .set(1);

@@ -65,13 +65,38 @@ pub struct Answer {
     pub answer_start: usize,
 }
 
-/// Which official evaluation applies: the two scripts aggregate differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which official evaluation applies (the two scripts aggregate differently), and whether a
+/// model may answer nothing. Written as the official spellings "1.1" and "2.0"; "v1.1",
+/// "v2.0", "1" and "2" are read too, since SQuAD files and users write both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum SquadVersion {
     /// v1.1: every question has an answer.
+    #[serde(rename = "1.1", alias = "v1.1", alias = "1")]
+    #[value(name = "1.1", alias = "v1.1", alias = "1")]
     V1,
     /// v2.0: unanswerable questions exist.
+    #[serde(rename = "2.0", alias = "v2.0", alias = "2")]
+    #[value(name = "2.0", alias = "v2.0", alias = "2")]
     V2,
+}
+
+impl SquadVersion {
+    /// The official spelling, as in SQuAD files' `version` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SquadVersion::V1 => "1.1",
+            SquadVersion::V2 => "2.0",
+        }
+    }
+
+    /// The version a label names ("1.1", "v2.0", "2", ...), if any.
+    pub fn from_label(label: &str) -> Option<Self> {
+        match label.trim().trim_start_matches('v') {
+            "1.1" | "1" | "1.0" => Some(SquadVersion::V1),
+            "2.0" | "2" => Some(SquadVersion::V2),
+            _ => None,
+        }
+    }
 }
 
 /// A question flattened out of the nested file, with a shared handle on its context so that
@@ -118,7 +143,7 @@ pub struct AnswerCheck {
 impl SquadFile {
     /// The evaluation that fits this file: v2.0 when it says so or has unanswerable questions.
     pub fn version_kind(&self) -> SquadVersion {
-        let says_v2 = self.version.trim_start_matches('v').starts_with('2');
+        let says_v2 = SquadVersion::from_label(&self.version) == Some(SquadVersion::V2);
         if says_v2 || self.questions().any(|(_, qa)| qa.is_impossible) {
             SquadVersion::V2
         } else {
@@ -284,5 +309,26 @@ mod tests {
         assert_eq!(file("1.1", vec![], false).version_kind(), SquadVersion::V1);
         assert_eq!(file("v2.0", vec![], false).version_kind(), SquadVersion::V2);
         assert_eq!(file("", vec![], true).version_kind(), SquadVersion::V2);
+    }
+
+    #[test]
+    fn versions_read_every_spelling_and_write_the_official_one() {
+        use clap::ValueEnum;
+        for (label, version) in [
+            ("1.1", SquadVersion::V1),
+            ("v1.1", SquadVersion::V1),
+            ("2.0", SquadVersion::V2),
+            ("v2.0", SquadVersion::V2),
+            ("2", SquadVersion::V2),
+        ] {
+            assert_eq!(SquadVersion::from_label(label), Some(version), "{label}");
+            let json: SquadVersion = serde_json::from_str(&format!("\"{label}\"")).unwrap();
+            assert_eq!(json, version, "{label}");
+            assert_eq!(SquadVersion::from_str(label, false), Ok(version), "{label}");
+        }
+        assert_eq!(SquadVersion::from_label("3.0"), None);
+        assert!(serde_json::from_str::<SquadVersion>("\"3.0\"").is_err());
+        assert_eq!(serde_json::to_string(&SquadVersion::V2).unwrap(), "\"2.0\"");
+        assert_eq!(SquadVersion::V1.as_str(), "1.1");
     }
 }

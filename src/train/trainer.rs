@@ -27,7 +27,7 @@ use crate::export::{export_model_folder, ExportOptions};
 use crate::features::Featurizer;
 use crate::model::BertConfig;
 use crate::onnx::bert::WeightFormat;
-use crate::squad::{load_squad, SquadVersion};
+use crate::squad::load_squad;
 
 /// What a run did, also written to `metrics.json` when it finishes.
 #[derive(Debug, Clone, Serialize)]
@@ -141,11 +141,7 @@ fn export_best(config: &TrainConfig, folder: &RunFolder, dev: &DevSet) -> Result
     }
     let options = ExportOptions {
         window: config.window(),
-        squad_version: if dev.file.version_kind() == SquadVersion::V2 {
-            "2.0".into()
-        } else {
-            "1.1".into()
-        },
+        squad_version: dev.file.version_kind(),
         int8: Some(WeightFormat::Int8Rowwise),
         calibration: Some(Calibration::on(config.train.clone())),
         ..ExportOptions::default()
