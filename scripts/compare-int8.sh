@@ -9,8 +9,8 @@ data="${3:-../shared/data/squad/dev-v1.1.json.gz}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 bertqa() { cargo run --quiet --release -- "$@"; }
-bertqa predict --model-dir "$model" --data "$data" --limit "$n" --out "$work/fp32.json"
-bertqa predict --model-dir "$model" --data "$data" --limit "$n" --out "$work/int8.json" --int8
+bertqa predict --model-dir "$model" --data "$data" --limit "$n" --out "$work/fp32.json" --graph fp32
+bertqa predict --model-dir "$model" --data "$data" --limit "$n" --out "$work/int8.json" --graph int8
 python3 - "$data" "$n" "$work" <<'PY'
 import gzip, json, subprocess, sys
 data, n, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]

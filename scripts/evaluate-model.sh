@@ -18,7 +18,7 @@ mkdir -p "$out"
 "$bin" export --checkpoint "$checkpoint" --out "$out/model" --int8 --int8-mode int8-rowwise \
   --calibration-data "$train"
 for graph in fp32 int8; do
-  flag=(); [[ $graph == int8 ]] && flag=(--int8)
+  flag=(--graph "$graph")
   "$bin" predict --model-dir "$out/model" --data "$data" --out "$out/pred-$graph.json" \
     --threads "$threads" "${flag[@]}" 2>"$out/predict-$graph.log"
   "$bin" score "$data" "$out/pred-$graph.json" >"$out/score-$graph.json"

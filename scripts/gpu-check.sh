@@ -71,7 +71,7 @@ serve_on_gpu "$minilm"
 stop_server
 
 for device in cuda cpu; do
-  "$bertqa" predict --model-dir models/minilm-l6-squad1 --int8 --device "$device" --data "$dev" \
+  "$bertqa" predict --model-dir models/minilm-l6-squad1 --graph int8 --device "$device" --data "$dev" \
     --limit 1000 --out "$work/int8-$device.json" 2>&1 | tail -1 | tee -a "$out/int8.txt"
 done
 python3 - "$work/int8-cuda.json" "$work/int8-cpu.json" <<'PY' | tee -a "$out/int8.txt"

@@ -54,6 +54,42 @@ pub enum DeviceKind {
     Cuda,
 }
 
+/// Which graph of a model folder to run: one choice for `serve --graph` and
+/// `predict --graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphChoice {
+    /// On CPU `model-int8.onnx` when the folder has it (fastest there), else `model.onnx`; on
+    /// CUDA the reverse (int8 dynamic quantization runs on the CPU, not the GPU).
+    Auto,
+    /// `model.onnx`.
+    Fp32,
+    /// `model-int8.onnx`.
+    Int8,
+}
+
+impl GraphChoice {
+    /// Whether this choice runs the int8 graph of the folder `manifest` describes on
+    /// `device`, or why the folder cannot satisfy it.
+    pub fn int8(self, manifest: &ModelManifest, device: DeviceKind) -> Result<bool, String> {
+        let missing = |flag: &str, export: &str| {
+            Err(format!(
+                "--graph {flag}, but the model folder has only {:?} ({export})",
+                manifest.graphs
+            ))
+        };
+        match self {
+            GraphChoice::Fp32 if !manifest.has_fp32() => {
+                missing("fp32", "export without --int8-only")
+            }
+            GraphChoice::Int8 if !manifest.has_int8() => missing("int8", "export with --int8"),
+            GraphChoice::Fp32 => Ok(false),
+            GraphChoice::Int8 => Ok(true),
+            GraphChoice::Auto if device == DeviceKind::Cuda => Ok(!manifest.has_fp32()),
+            GraphChoice::Auto => Ok(manifest.has_int8()),
+        }
+    }
+}
+
 /// How to start the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

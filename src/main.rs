@@ -9,11 +9,12 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use bertqa::calibrate::Calibration;
-use bertqa::engine::{DeviceKind, Engine, EngineConfig};
+use bertqa::engine::{DeviceKind, Engine, EngineConfig, GraphChoice};
 use bertqa::export::{
     export_model_folder, make_model_folder_portable, write_random_checkpoint, ExportOptions,
 };
 use bertqa::features::{Featurizer, WindowConfig};
+use bertqa::model::manifest::ModelManifest;
 use bertqa::model::BertConfig;
 use bertqa::onnx::bert::{OpStyle, WeightFormat};
 use bertqa::predict::{predict_examples, prediction_files, PredictConfig};
@@ -152,9 +153,9 @@ enum Command {
         /// v2.0 models: also write id -> null odds, for `score --na-prob-file`.
         #[arg(long)]
         na_prob_out: Option<PathBuf>,
-        /// Run the int8 graph.
-        #[arg(long)]
-        int8: bool,
+        /// Which graph to run (auto: as `serve --graph auto`, int8 on CPU when the folder has it).
+        #[arg(long, value_enum, default_value_t = GraphChoice::Auto)]
+        graph: GraphChoice,
         /// Execution provider.
         #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
         device: DeviceKind,
@@ -363,21 +364,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             limit,
             na_prob_out,
-            int8,
+            graph,
             device,
             threads,
-        } => predict(PredictArgs {
-            model_dir,
-            data,
-            out,
-            limit,
-            na_prob_out,
-            engine: EngineConfig {
-                threads,
-                device,
-                int8,
-            },
-        }),
+        } => {
+            let manifest = ModelManifest::load(&model_dir)
+                .map_err(|m| anyhow::anyhow!("model folder {}: {m}", model_dir.display()))?;
+            let int8 = graph.int8(&manifest, device).map_err(anyhow::Error::msg)?;
+            predict(PredictArgs {
+                model_dir,
+                data,
+                out,
+                limit,
+                na_prob_out,
+                engine: EngineConfig {
+                    threads,
+                    device,
+                    int8,
+                },
+            })
+        }
     }
 }
 

@@ -86,7 +86,7 @@ fn export_then_predict_then_score() {
             &"--port",
             &"0",
         ]),
-        "model.onnx is missing",
+        "--graph fp32, but the model folder has only",
     );
     common::failed_with(
         &bertqa(&[
@@ -110,7 +110,8 @@ fn export_then_predict_then_score() {
         &"12",
         &"--out",
         &preds,
-        &"--int8",
+        &"--graph",
+        &"int8",
     ]));
     let predictions: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&std::fs::read(&preds).unwrap()).unwrap();
@@ -118,10 +119,49 @@ fn export_then_predict_then_score() {
     let dataset = load_squad(&data).unwrap();
     let subset = dir.path().join("subset.json");
     std::fs::write(&subset, serde_json::to_vec(&dataset.truncated(12)).unwrap()).unwrap();
-    let scores: serde_json::Value =
+    let printed: serde_json::Value =
         serde_json::from_str(&ok(&bertqa(&[&"score", &subset, &preds]))).unwrap();
-    let f1 = scores["f1"].as_f64().unwrap();
-    assert!((0.0..=100.0).contains(&f1), "{scores}");
+    // Every answer is a span of its own context, and `score` prints what the library computes.
+    let answers: std::collections::HashMap<String, String> =
+        serde_json::from_slice(&std::fs::read(&preds).unwrap()).unwrap();
+    for example in dataset.truncated(12).examples() {
+        assert!(example.context.contains(answers[&example.id].as_str()));
+    }
+    let expected = bertqa::squad::metrics::score(&dataset.truncated(12), &answers, None, 1.0)
+        .unwrap()
+        .to_official_json();
+    assert_eq!(printed, serde_json::Value::Object(expected));
+
+    // Without --graph, predict picks like `serve --graph auto`: the int8-only default folder
+    // works as it is.
+    let default_model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1");
+    let default_preds = dir.path().join("default.json");
+    ok(&bertqa(&[
+        &"predict",
+        &"--model-dir",
+        &default_model,
+        &"--data",
+        &data,
+        &"--limit",
+        &"3",
+        &"--out",
+        &default_preds,
+    ]));
+    common::failed_with(
+        &bertqa(&[
+            &"predict",
+            &"--model-dir",
+            &default_model,
+            &"--data",
+            &data,
+            &"--out",
+            &default_preds,
+            &"--graph",
+            &"fp32",
+        ]),
+        "--graph fp32",
+    );
 }
 
 #[test]

@@ -6,21 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::engine::DeviceKind;
+use crate::engine::{DeviceKind, GraphChoice};
 use crate::features::WindowConfig;
 use crate::model::manifest::ModelManifest;
-
-/// Which graph of the model folder to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GraphChoice {
-    /// On CPU `model-int8.onnx` when the folder has it (fastest there), else `model.onnx`; on
-    /// CUDA the reverse (int8 dynamic quantization runs on the CPU, not the GPU).
-    Auto,
-    /// `model.onnx`.
-    Fp32,
-    /// `model-int8.onnx`.
-    Int8,
-}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -159,23 +147,8 @@ impl ServeConfig {
                 self.max_queued_windows, self.max_batch_size
             ));
         }
-        if self.graph == GraphChoice::Int8 && !manifest.has_int8() {
-            return Err(format!(
-                "--graph int8, but the model folder has only {:?} (export with --int8)",
-                manifest.graphs
-            ));
-        }
+        self.graph.int8(manifest, self.device)?;
         self.address().map(|_| ())
-    }
-
-    /// Whether to run the int8 graph.
-    pub fn use_int8(&self, manifest: &ModelManifest) -> bool {
-        match self.graph {
-            GraphChoice::Fp32 => false,
-            GraphChoice::Int8 => true,
-            GraphChoice::Auto if self.device == DeviceKind::Cuda => !manifest.has_fp32(),
-            GraphChoice::Auto => manifest.has_int8(),
-        }
     }
 }
 
@@ -212,7 +185,7 @@ mod tests {
         let config = parse(&[]);
         assert_eq!(config.validate(&manifest()), Ok(()));
         assert_eq!(config.window(&manifest()), WindowConfig::default());
-        assert!(!config.use_int8(&manifest()));
+        assert_eq!(config.graph.int8(&manifest(), config.device), Ok(false));
         assert_eq!(config.address().unwrap().port(), 8080);
     }
 
@@ -244,10 +217,16 @@ mod tests {
             graphs: vec!["model-int8.onnx".into()],
             ..manifest()
         };
-        assert!(parse(&[]).use_int8(&both));
-        assert!(!parse(&["--device", "cuda"]).use_int8(&both));
-        assert!(parse(&["--device", "cuda"]).use_int8(&int8_only));
-        assert!(!parse(&["--device", "cuda", "--graph", "fp32"]).use_int8(&int8_only));
+        let int8 = |args: &[&str], folder: &ModelManifest| {
+            let config = parse(args);
+            config.graph.int8(folder, config.device)
+        };
+        assert_eq!(int8(&[], &both), Ok(true));
+        assert_eq!(int8(&["--device", "cuda"], &both), Ok(false));
+        assert_eq!(int8(&["--device", "cuda"], &int8_only), Ok(true));
+        // Asking for a graph the folder lacks is refused at start-up, naming the flag.
+        let err = int8(&["--device", "cuda", "--graph", "fp32"], &int8_only).unwrap_err();
+        assert!(err.contains("--graph fp32"), "{err}");
     }
 
     #[test]

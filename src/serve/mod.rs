@@ -133,7 +133,10 @@ impl Service {
         let engine_config = EngineConfig {
             threads: config.threads,
             device: config.device,
-            int8: config.use_int8(&manifest),
+            int8: config
+                .graph
+                .int8(&manifest, config.device)
+                .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?,
         };
         let engine = Engine::load(&config.model_dir, &engine_config)?;
         let window = config.window(&manifest);
