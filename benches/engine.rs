@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bertqa::batch::PaddedBatch;
-use bertqa::engine::{DeviceKind, Engine, EngineConfig};
+use bertqa::qa::batch::PaddedBatch;
+use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 
 fn batch(size: usize, len: usize) -> PaddedBatch {
     // Deterministic ordinary word ids; every token real (no padding) so all engines do equal work.

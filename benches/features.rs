@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use bertqa::features::{Featurizer, WindowConfig};
-use bertqa::squad::load_squad;
+use bertqa::qa::features::{Featurizer, WindowConfig};
+use bertqa::qa::squad::load_squad;
 
 fn main() -> anyhow::Result<()> {
     let squad = std::env::var("BERTQA_SQUAD_DIR").unwrap_or_else(|_| "../shared/data/squad".into());

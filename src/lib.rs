@@ -4,29 +4,32 @@
 //! can never disagree on how text becomes windows or how logits become answers:
 //!
 //! ```text
-//! serving:   question + context ─► features (windows) ─► model ─► logits ─► decode ─► answer
-//! training:  SQuAD file ─► features + labels ─► model ─► loss ─► checkpoint ─► export
-//! evaluate:  SQuAD file ─► (serving flow) ─► predictions ─► squad::metrics (EM/F1)
+//! serving:   question + context ─► windows ─► queue ─► ONNX Runtime ─► logits ─► decode ─► answer
+//! training:  SQuAD file ─► windows + labels ─► tch BERT ─► loss ─► checkpoint ─► export
+//! evaluate:  SQuAD file ─► pipeline::predict (any backend) ─► predictions ─► EM/F1
 //! ```
 //!
-//! * [`squad`]: the dataset files (schema, loading with located errors, official metrics).
-//! * [`features`]: question + context → sliding windows, with training labels.
-//! * [`decode`]: start/end logits of a question's windows → ranked answers with offsets.
+//! The modules are layers; each imports only the ones listed before it (a test checks it):
+//!
+//! * [`qa`]: SQuAD files and metrics, text offsets, windows, span decoding, batches.
+//! * [`model`]: what a model is: BERT config, parameter names, the model folder's manifest.
+//! * [`onnx`]: writing ONNX graphs from Rust: the BERT-QA graph, int8 quantization.
+//! * [`runtime`]: the ONNX Runtime engine and the CPU features it can use.
+//! * [`pipeline`]: whole-dataset prediction, export, calibration.
 //! * [`serve`]: the HTTP service (routes, batching queue, inference thread, metrics).
-//! * [`text`]: character/byte offset bookkeeping and Python-compatible text rules.
+//! * `train` (feature `train`): fine-tuning with libtorch.
 
-pub mod batch;
-pub mod calibrate;
-pub mod cpu;
-pub mod decode;
-pub mod engine;
-pub mod export;
-pub mod features;
+// Bottom layer first (rustfmt keeps each group's order).
+pub mod qa;
+
 pub mod model;
+
 pub mod onnx;
-pub mod predict;
+
+pub mod runtime;
+
+pub mod pipeline;
+
 pub mod serve;
-pub mod squad;
-pub mod text;
 #[cfg(feature = "train")]
 pub mod train;

@@ -8,19 +8,20 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use bertqa::calibrate::Calibration;
-use bertqa::engine::{DeviceKind, Engine, EngineConfig, GraphChoice};
-use bertqa::export::{
-    export_model_folder, make_model_folder_portable, write_random_checkpoint, ExportOptions,
-};
-use bertqa::features::{Featurizer, WindowConfig};
 use bertqa::model::manifest::ModelManifest;
 use bertqa::model::BertConfig;
 use bertqa::onnx::bert::{OpStyle, WeightFormat};
-use bertqa::predict::{predict_examples, prediction_files, PredictConfig};
+use bertqa::pipeline::calibrate::Calibration;
+use bertqa::pipeline::export::{
+    export_model_folder, make_model_folder_portable, write_random_checkpoint, ExportOptions,
+};
+use bertqa::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
+use bertqa::qa::batch::PaddedBatch;
+use bertqa::qa::features::{Featurizer, WindowConfig};
+use bertqa::qa::squad::{load_squad, metrics, SquadVersion};
+use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig, GraphChoice};
 use bertqa::serve::config::ServeConfig;
 use bertqa::serve::{init_logging, shutdown_signal, Service};
-use bertqa::squad::{load_squad, metrics, SquadVersion};
 
 /// Extractive question answering with BERT: score, predict, export and serve.
 #[derive(Parser)]
@@ -198,7 +199,7 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
     examples.truncate(args.limit.unwrap_or(usize::MAX));
     let with_null = manifest.allows_no_answer();
     let config = PredictConfig {
-        decode: bertqa::decode::DecodeConfig {
+        decode: bertqa::qa::decode::DecodeConfig {
             max_answer_len: manifest.max_answer_len,
             ..Default::default()
         },
@@ -211,11 +212,13 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
+    let mut backend =
+        BatchRunner::new(featurizer.pad_id(), |batch: &PaddedBatch| engine.run(batch));
     let predictions = predict_examples(
         &examples,
         &featurizer,
         &config,
-        |batch| engine.run(batch),
+        &mut backend,
         |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);

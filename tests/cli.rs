@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output};
 
 use bertqa::model::BertConfig;
-use bertqa::squad::load_squad;
+use bertqa::qa::squad::load_squad;
 
 fn bertqa(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bertqa"))
@@ -127,7 +127,7 @@ fn export_then_predict_then_score() {
     for example in dataset.truncated(12).examples() {
         assert!(example.context.contains(answers[&example.id].as_str()));
     }
-    let expected = bertqa::squad::metrics::score(&dataset.truncated(12), &answers, None, 1.0)
+    let expected = bertqa::qa::squad::metrics::score(&dataset.truncated(12), &answers, None, 1.0)
         .unwrap()
         .to_official_json();
     assert_eq!(printed, serde_json::Value::Object(expected));

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use bertqa::onnx::proto::ModelProto;
 use bertqa::onnx::quantize::graph_worst_pair_sum;
-use bertqa::squad::{load_squad, metrics::exact_match};
+use bertqa::qa::squad::{load_squad, metrics::exact_match};
 use common::server::{config, TestServer};
 use prost::Message;
 use serde_json::json;

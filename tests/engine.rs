@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use bertqa::batch::PaddedBatch;
-use bertqa::calibrate::{activation_ranges, Calibration};
-use bertqa::engine::{DeviceKind, Engine, EngineConfig, EngineError};
-use bertqa::export::{export_model_folder, ExportOptions};
-use bertqa::features::{Featurizer, WindowConfig};
 use bertqa::model::BertConfig;
 use bertqa::onnx::bert::WeightFormat;
 use bertqa::onnx::proto::ModelProto;
 use bertqa::onnx::quantize::graph_worst_pair_sum;
 use bertqa::onnx::smooth::Site;
 use bertqa::onnx::weights::Weights;
+use bertqa::pipeline::calibrate::{activation_ranges, Calibration};
+use bertqa::pipeline::export::{export_model_folder, ExportOptions};
+use bertqa::qa::batch::PaddedBatch;
+use bertqa::qa::features::{Featurizer, WindowConfig};
+use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig, EngineError};
 
 fn cpu(int8: bool) -> EngineConfig {
     EngineConfig {
@@ -27,7 +27,7 @@ fn cpu(int8: bool) -> EngineConfig {
     }
 }
 
-fn windows_batch(featurizer: &Featurizer) -> Vec<bertqa::features::Window> {
+fn windows_batch(featurizer: &Featurizer) -> Vec<bertqa::qa::features::Window> {
     let pairs = [
         ("Who won?", "The Denver Broncos won Super Bowl 50."),
         ("Where was it played?", "Super Bowl 50 was played at Levi's Stadium in the San Francisco Bay Area at Santa Clara, California, on February 7, 2016."),
@@ -70,7 +70,7 @@ fn fp32_and_int8_graphs_run_padding_invariant_and_agree() {
 
 /// Largest change of any real token's start logit between running each window alone and
 /// running all of them as one padded batch.
-fn batching_effect(engine: &mut Engine, windows: &[bertqa::features::Window]) -> f32 {
+fn batching_effect(engine: &mut Engine, windows: &[bertqa::qa::features::Window]) -> f32 {
     let refs: Vec<_> = windows.iter().collect();
     let batch = PaddedBatch::from_windows(&refs, 0);
     let (start, _) = engine.run(&batch).unwrap();

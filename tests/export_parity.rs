@@ -4,12 +4,12 @@
 
 mod common;
 
-use bertqa::batch::PaddedBatch;
-use bertqa::engine::{DeviceKind, Engine, EngineConfig};
-use bertqa::export::{export_model_folder, ExportOptions};
-use bertqa::features::{Featurizer, WindowConfig};
 use bertqa::model::BertConfig;
-use bertqa::squad::load_squad;
+use bertqa::pipeline::export::{export_model_folder, ExportOptions};
+use bertqa::qa::batch::PaddedBatch;
+use bertqa::qa::features::{Featurizer, WindowConfig};
+use bertqa::qa::squad::load_squad;
+use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::train::bert::BertForQuestionAnswering;
 use bertqa::train::checkpoint::{load_weights, save_weights};
 use tch::{nn::VarStore, Device, Tensor};

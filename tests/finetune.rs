@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
 use bertqa::model::BertConfig;
-use bertqa::squad::load_squad;
+use bertqa::qa::squad::load_squad;
 use bertqa::train::config::{DeviceChoice, PrecisionChoice, TrainConfig};
 use bertqa::train::trainer::train;
 

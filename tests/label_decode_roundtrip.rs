@@ -3,9 +3,9 @@
 
 mod common;
 
-use bertqa::decode::{decode, DecodeConfig, WindowLogits};
-use bertqa::features::{Featurizer, WindowConfig};
-use bertqa::squad::{load_squad, metrics};
+use bertqa::qa::decode::{decode, DecodeConfig, WindowLogits};
+use bertqa::qa::features::{Featurizer, WindowConfig};
+use bertqa::qa::squad::{load_squad, metrics};
 
 #[test]
 fn oracle_logits_at_the_labels_decode_to_the_gold_answer() {
@@ -33,7 +33,10 @@ fn oracle_logits_at_the_labels_decode_to_the_gold_answer() {
             .collect();
         let logits: Vec<WindowLogits> = rows
             .iter()
-            .map(|(s, e)| WindowLogits { start: s, end: e })
+            .map(|(s, e)| WindowLogits {
+                start: s.clone(),
+                end: e.clone(),
+            })
             .collect();
         let prediction = decode(
             &example.context,

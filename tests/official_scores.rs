@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::process::Command;
 
-use bertqa::squad::{load_squad, metrics, SquadFile};
+use bertqa::qa::squad::{load_squad, metrics, SquadFile};
 use serde_json::{Map, Value};
 
 struct Sets {
@@ -42,7 +42,7 @@ fn prediction_sets(dataset: &SquadFile) -> Sets {
             0 => gold.to_uppercase(),
             1 => format!("The {gold}!"),
             2 => gold
-                .split(bertqa::text::is_python_whitespace)
+                .split(bertqa::qa::text::is_python_whitespace)
                 .rfind(|w| !w.is_empty())
                 .unwrap_or("")
                 .to_string(),

@@ -5,8 +5,8 @@ mod common;
 
 use std::sync::OnceLock;
 
-use bertqa::decode::{decode, DecodeConfig, WindowLogits};
-use bertqa::features::{Featurizer, Window, WindowConfig};
+use bertqa::qa::decode::{decode, DecodeConfig, WindowLogits};
+use bertqa::qa::features::{Featurizer, Window, WindowConfig};
 use proptest::prelude::*;
 
 fn featurizer(config: WindowConfig) -> Featurizer {
@@ -59,7 +59,7 @@ proptest! {
             prop_assert!(s < w.len() && e < w.len());
             Ok(((0..w.len() + 2).map(|_| next()).collect(), (0..w.len() + 2).map(|_| next()).collect()))
         }).collect::<Result<_, _>>()?;
-        let logits: Vec<WindowLogits> = rows.iter().map(|(s, e)| WindowLogits { start: s, end: e }).collect();
+        let logits: Vec<WindowLogits> = rows.iter().map(|(s, e)| WindowLogits { start: s.clone(), end: e.clone() }).collect();
         let config = DecodeConfig { n_best: 20, max_answer_len };
         let prediction = decode(&context, &windows, &logits, &config, true).unwrap();
         let chars: Vec<char> = context.chars().collect();

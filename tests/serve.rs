@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bertqa::squad::{load_squad, Example, SquadFile};
+use bertqa::qa::squad::{load_squad, Example, SquadFile};
 use common::server::{config, metric, TestServer};
 use serde_json::{json, Value};
 

@@ -8,10 +8,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bertqa::engine::{DeviceKind, Engine, EngineConfig};
-use bertqa::features::Featurizer;
-use bertqa::predict::{predict_examples, prediction_files, PredictConfig};
-use bertqa::squad::{load_squad, metrics, SquadFile};
+use bertqa::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
+use bertqa::qa::batch::PaddedBatch;
+use bertqa::qa::features::Featurizer;
+use bertqa::qa::squad::{load_squad, metrics, SquadFile};
+use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use common::server::{config, metric, TestServer};
 use serde_json::{json, Value};
 
@@ -35,11 +36,12 @@ fn offline_scores(folder: &Path, dataset: &SquadFile) -> (Value, HashMap<String,
     let featurizer =
         Featurizer::from_file(&folder.join("tokenizer.json"), manifest.window).unwrap();
     let examples = dataset.examples();
+    let mut backend = BatchRunner::new(featurizer.pad_id(), |b: &PaddedBatch| engine.run(b));
     let predictions = predict_examples(
         &examples,
         &featurizer,
         &PredictConfig::default(),
-        |b| engine.run(b),
+        &mut backend,
         |_, _| {},
     )
     .unwrap();

@@ -7,8 +7,8 @@ mod common;
 use std::collections::HashMap;
 use std::io::Read;
 
-use bertqa::features::{Featurizer, WindowConfig};
-use bertqa::squad::load_squad;
+use bertqa::qa::features::{Featurizer, WindowConfig};
+use bertqa::qa::squad::load_squad;
 use sha2::{Digest, Sha256};
 
 fn digest(

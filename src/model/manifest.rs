@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::WindowConfig;
-use crate::squad::SquadVersion;
+use crate::qa::features::WindowConfig;
+use crate::qa::squad::SquadVersion;
 
 /// File name of the fp32 graph in a model folder.
 pub const FP32_GRAPH: &str = "model.onnx";

@@ -9,13 +9,11 @@ use serde_json::Value;
 use tracing::instrument;
 use utoipa::ToSchema;
 
-use super::batcher::WindowLogits as Logits;
 use super::body::{from_value, JsonBody};
 use super::error::{ApiError, ErrorBody};
 use super::queue::Priority;
 use super::{off_runtime, AppState};
-use crate::decode::{decode, DecodeConfig, Prediction, WindowLogits};
-use crate::features::Window;
+use crate::qa::decode::{decode, DecodeConfig, Prediction};
 
 /// Most ranked answers a request may ask for (the decoder's n-best).
 pub const MAX_TOP_K: usize = 20;
@@ -191,29 +189,12 @@ async fn answer_one(state: &AppState, request: AnswerRequest) -> Result<AnswerRe
         ..DecodeConfig::default()
     };
     let with_null = state.with_null;
-    let prediction =
-        off_runtime(move || decode_windows(&context, &windows, &logits, &decode_config, with_null))
-            .await??;
+    let prediction = off_runtime(move || {
+        decode(&context, &windows, &logits, &decode_config, with_null)
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await??;
     Ok(respond(&prediction, top_k.unwrap_or(1), with_null))
-}
-
-/// Decodes one question's windows from the logits the batcher returned.
-pub fn decode_windows(
-    context: &str,
-    windows: &[Window],
-    logits: &[Logits],
-    config: &DecodeConfig,
-    with_null: bool,
-) -> Result<Prediction, ApiError> {
-    let rows: Vec<WindowLogits> = logits
-        .iter()
-        .map(|l| WindowLogits {
-            start: &l.start,
-            end: &l.end,
-        })
-        .collect();
-    decode(context, windows, &rows, config, with_null)
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 fn respond(prediction: &Prediction, top_k: usize, with_null: bool) -> AnswerResponse {

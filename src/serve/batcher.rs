@@ -15,18 +15,10 @@ use tokio::sync::oneshot;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::queue::{BatchBudget, Decision, Priority, WindowQueue};
-use crate::batch::PaddedBatch;
-use crate::engine::Engine;
-use crate::features::Window;
-
-/// Start and end logits of one window, exactly as long as the window.
-#[derive(Debug, Clone, Default)]
-pub struct WindowLogits {
-    /// Start logits.
-    pub start: Vec<f32>,
-    /// End logits.
-    pub end: Vec<f32>,
-}
+use crate::qa::batch::{BatchLogits, PaddedBatch};
+use crate::qa::decode::WindowLogits;
+use crate::qa::features::Window;
+use crate::runtime::engine::Engine;
 
 type Reply = oneshot::Sender<Result<Vec<WindowLogits>, ApiError>>;
 
@@ -261,10 +253,9 @@ impl Batcher {
             .batch_tokens
             .observe(padded.padded_tokens() as f64);
         match result {
-            Ok((start, end)) => {
+            Ok(logits) => {
                 for (row, (id, index)) in members.into_iter().enumerate() {
-                    let offset = row * padded.seq_len;
-                    self.deliver(id, index, &start[offset..], &end[offset..]);
+                    self.deliver(id, index, &padded, &logits, row);
                 }
             }
             Err(error) => {
@@ -278,15 +269,19 @@ impl Batcher {
         }
     }
 
-    fn deliver(&mut self, id: u64, index: usize, start: &[f32], end: &[f32]) {
+    /// Hands row `row` of a batch's logits to window `index` of job `id`.
+    fn deliver(
+        &mut self,
+        id: u64,
+        index: usize,
+        batch: &PaddedBatch,
+        logits: &BatchLogits,
+        row: usize,
+    ) {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
-        let len = job.windows[index].len();
-        job.rows[index] = WindowLogits {
-            start: start[..len].to_vec(),
-            end: end[..len].to_vec(),
-        };
+        job.rows[index] = batch.window_logits(logits, row, job.windows[index].len());
         job.remaining -= 1;
         if job.remaining == 0 {
             if let Some(job) = self.jobs.remove(&id) {

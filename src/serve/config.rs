@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::engine::{DeviceKind, GraphChoice};
-use crate::features::WindowConfig;
 use crate::model::manifest::ModelManifest;
+use crate::qa::features::WindowConfig;
+use crate::runtime::engine::{DeviceKind, GraphChoice};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,7 +167,7 @@ mod tests {
         ModelManifest {
             window: WindowConfig::default(),
             max_answer_len: 30,
-            squad_version: crate::squad::SquadVersion::V1,
+            squad_version: crate::qa::squad::SquadVersion::V1,
             lowercase: true,
             graphs: vec!["model.onnx".into()],
             training_metrics: None,

@@ -3,6 +3,7 @@
 //! bounded while it runs; one evaluation at a time.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,19 +12,23 @@ use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::header;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinSet;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
-use super::answer::decode_windows;
+use super::batcher::BatcherHandle;
 use super::body::{media_type, read_bytes};
 use super::error::{ApiError, ErrorBody};
 use super::queue::Priority;
 use super::{off_runtime, AppState};
-use crate::decode::DecodeConfig;
-use crate::predict::prediction_files;
-use crate::squad::metrics::{self, Scores};
-use crate::squad::{parse_squad_within, Example, LoadError};
+use crate::pipeline::predict::{
+    predict_examples, prediction_files, PredictConfig, PredictError, WindowBackend,
+};
+use crate::qa::decode::DecodeConfig;
+use crate::qa::decode::WindowLogits;
+use crate::qa::features::Window;
+use crate::qa::squad::metrics::{self, Scores};
+use crate::qa::squad::{parse_squad_within, Example, LoadError};
 
 /// Query options of `/evaluate`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -71,9 +76,9 @@ pub struct EvaluateResponse {
     pub predictions: Option<HashMap<String, String>>,
 }
 
-/// Questions of one evaluation in flight at once: enough to keep batches full, few enough
-/// that an evaluation never floods the queue.
-const IN_FLIGHT: usize = 256;
+/// Batches' worth of windows in one group an evaluation sends to the queue: enough to keep
+/// the inference thread's batches full, few enough that an evaluation never floods the queue.
+const GROUP_BATCHES: usize = 4;
 
 /// Evaluate the model on a SQuAD v1.1 or v2.0 file.
 #[utoipa::path(
@@ -102,12 +107,12 @@ pub async fn evaluate(
     request: Request,
 ) -> Result<Json<EvaluateResponse>, ApiError> {
     let _permit = state.admit()?;
-    let _only_one = state
+    let only_one = state
         .evaluation
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::EvaluationRunning)?;
-    let result = run(&state, query, request).await;
+    let result = run(&state, query, request, only_one).await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
     state
         .metrics
@@ -121,6 +126,7 @@ async fn run(
     state: &Arc<AppState>,
     query: EvaluateQuery,
     request: Request,
+    only_one: OwnedSemaphorePermit,
 ) -> Result<EvaluateResponse, ApiError> {
     let started = Instant::now();
     let bytes = squad_bytes(request, state).await?;
@@ -139,7 +145,7 @@ async fn run(
     if examples.is_empty() {
         return Err(ApiError::Validation("the file has no questions".into()));
     }
-    let answers = predict(state, examples).await?;
+    let answers = predict(state, examples, only_one).await?;
     let scores = metrics::score(&dataset, &answers, None, 1.0)
         .map_err(|e| ApiError::Validation(e.to_string()))?;
     let response = response(&scores, started, query.predictions.then_some(answers));
@@ -199,62 +205,81 @@ fn load_error(error: LoadError) -> ApiError {
     }
 }
 
-/// Every question through the queue at background priority, `IN_FLIGHT` at a time, longest
-/// windows together so that batches pad little.
+/// The service's queue as a backend of the one prediction path: each group of windows is
+/// sent to the inference thread at background priority (so `/answer`'s windows go first) and
+/// waited for from the blocking pool. It holds the one-evaluation permit, so a second
+/// evaluation can start only when this one's work has really ended, and it stops at the next
+/// group once the request is gone (client disconnected).
+struct QueueBackend {
+    batcher: BatcherHandle,
+    runtime: tokio::runtime::Handle,
+    abandoned: Arc<AtomicBool>,
+    _only_one: OwnedSemaphorePermit,
+}
+
+impl WindowBackend for QueueBackend {
+    type Error = ApiError;
+
+    fn run(&mut self, group: &[&Window]) -> Result<Vec<WindowLogits>, ApiError> {
+        if self.abandoned.load(Ordering::SeqCst) {
+            return Err(ApiError::Internal("the client left the evaluation".into()));
+        }
+        let windows = Arc::new(group.iter().map(|w| (*w).clone()).collect());
+        self.runtime
+            .block_on(self.batcher.infer(windows, Priority::Background))
+    }
+}
+
+/// Raises its flag when dropped: with the request's future, when the client disconnects.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Every question through [`predict_examples`] with the queue as its backend. Groups are a
+/// few batches long, so the batcher can fill its batches with them while bounding what one
+/// evaluation keeps queued.
 async fn predict(
     state: &Arc<AppState>,
     examples: Arc<Vec<Example>>,
+    only_one: OwnedSemaphorePermit,
 ) -> Result<HashMap<String, String>, ApiError> {
-    let tokenized = {
-        let (featurizer, examples) = (state.featurizer.clone(), examples.clone());
-        let started = Instant::now();
-        let windows = off_runtime(move || {
-            examples
-                .iter()
-                .map(|e| featurizer.windows(&e.question, &e.context).map(Arc::new))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?
-        .map_err(|e| ApiError::Validation(e.to_string()))?;
-        state
-            .metrics
-            .tokenize_seconds
-            .observe(started.elapsed().as_secs_f64());
-        windows
+    let config = PredictConfig {
+        max_batch_windows: GROUP_BATCHES * state.config.max_batch_size,
+        max_batch_tokens: GROUP_BATCHES * state.config.max_batch_tokens,
+        decode: DecodeConfig {
+            max_answer_len: state.answer_len,
+            ..DecodeConfig::default()
+        },
+        with_null: state.with_null,
     };
-    let mut order: Vec<usize> = (0..examples.len()).collect();
-    order.sort_by_key(|&i| tokenized[i].iter().map(|w| w.len()).max().unwrap_or(0));
-    let mut logits = vec![Vec::new(); examples.len()];
-    let mut pending = JoinSet::new();
-    let mut next = order.into_iter();
-    loop {
-        while pending.len() < IN_FLIGHT {
-            let Some(i) = next.next() else { break };
-            let (batcher, windows) = (state.batcher.clone(), tokenized[i].clone());
-            pending.spawn(async move { (i, batcher.infer(windows, Priority::Background).await) });
-        }
-        let Some(joined) = pending.join_next().await else {
-            break;
-        };
-        let (i, result) = joined.map_err(|e| ApiError::Internal(e.to_string()))?;
-        logits[i] = result?;
-    }
-    let with_null = state.with_null;
-    let config = DecodeConfig {
-        max_answer_len: state.answer_len,
-        ..DecodeConfig::default()
+    let guard = AbandonOnDrop(Arc::new(AtomicBool::new(false)));
+    let mut backend = QueueBackend {
+        batcher: state.batcher.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        abandoned: guard.0.clone(),
+        _only_one: only_one,
     };
-    off_runtime(move || {
-        let predictions = examples
-            .iter()
-            .zip(&tokenized)
-            .zip(&logits)
-            .map(|((e, w), l)| decode_windows(&e.context, w, l, &config, with_null))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (answers, _) = prediction_files(&examples, &predictions, with_null.then_some(0.0));
+    let featurizer = state.featurizer.clone();
+    let answers = off_runtime(move || {
+        let predictions =
+            predict_examples(&examples, &featurizer, &config, &mut backend, |_, _| {}).map_err(
+                |e| match e {
+                    PredictError::Backend(api) => api,
+                    PredictError::Features(e) => ApiError::Validation(e.to_string()),
+                    other => ApiError::Internal(other.to_string()),
+                },
+            )?;
+        let with_null = config.with_null.then_some(0.0);
+        let (answers, _) = prediction_files(&examples, &predictions, with_null);
         Ok(answers)
     })
-    .await?
+    .await?;
+    drop(guard);
+    answers
 }
 
 fn response(

@@ -40,8 +40,8 @@ use self::config::ServeConfig;
 use self::error::ApiError;
 use self::metrics::Metrics;
 use self::queue::BatchBudget;
-use crate::engine::{Engine, EngineConfig};
-use crate::features::{Featurizer, Window, WindowConfig};
+use crate::qa::features::{Featurizer, Window, WindowConfig};
+use crate::runtime::engine::{Engine, EngineConfig};
 
 /// What every handler shares.
 pub struct AppState {

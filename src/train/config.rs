@@ -123,8 +123,8 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// The window geometry these flags describe.
-    pub fn window(&self) -> crate::features::WindowConfig {
-        crate::features::WindowConfig {
+    pub fn window(&self) -> crate::qa::features::WindowConfig {
+        crate::qa::features::WindowConfig {
             max_seq_len: self.max_seq_len,
             doc_stride: self.doc_stride,
             max_query_len: self.max_query_len,

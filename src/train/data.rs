@@ -8,9 +8,9 @@
 use tch::{Device, Tensor};
 
 use super::random::SplitMix64;
-use crate::batch::PaddedBatch;
-use crate::features::{FeatureError, Featurizer, Window};
-use crate::squad::Example;
+use crate::qa::batch::PaddedBatch;
+use crate::qa::features::{FeatureError, Featurizer, Window};
+use crate::qa::squad::Example;
 
 /// One labelled window.
 #[derive(Debug, Clone)]

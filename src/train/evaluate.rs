@@ -9,9 +9,10 @@ use super::bert::BertForQuestionAnswering;
 use super::data::to_tensors;
 use super::state::EvalRecord;
 use super::TrainError;
-use crate::features::Featurizer;
-use crate::predict::{predict_examples, prediction_files, BatchLogits, PredictConfig};
-use crate::squad::{metrics, Example, SquadFile, SquadVersion};
+use crate::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
+use crate::qa::batch::{BatchLogits, PaddedBatch};
+use crate::qa::features::Featurizer;
+use crate::qa::squad::{metrics, Example, SquadFile, SquadVersion};
 
 /// The dev questions a run is judged on.
 pub struct DevSet {
@@ -53,14 +54,15 @@ pub fn evaluate(
         with_null: v2,
         ..PredictConfig::default()
     };
-    let run = |batch: &crate::batch::PaddedBatch| -> Result<BatchLogits, tch::TchError> {
+    let run = |batch: &PaddedBatch| -> Result<BatchLogits, tch::TchError> {
         let t = to_tensors(batch, None, device);
         let (start, end) = tch::no_grad(|| {
             model.forward_t(&t.input_ids, &t.token_type_ids, &t.attention_mask, false)
         });
         Ok((logits_to_vec(&start)?, logits_to_vec(&end)?))
     };
-    let predictions = predict_examples(&dev.examples, featurizer, &config, run, |_, _| {})
+    let mut backend = BatchRunner::new(featurizer.pad_id(), run);
+    let predictions = predict_examples(&dev.examples, featurizer, &config, &mut backend, |_, _| {})
         .map_err(|e| TrainError::Eval(e.to_string()))?;
     let (answers, null_odds) = prediction_files(&dev.examples, &predictions, v2.then_some(0.0));
     let na_probs = v2.then_some(&null_odds);

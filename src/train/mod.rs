@@ -26,10 +26,10 @@ pub enum TrainError {
     ModelConfig(#[from] crate::model::ConfigError),
     /// A SQuAD file could not be read.
     #[error(transparent)]
-    Data(#[from] crate::squad::LoadError),
+    Data(#[from] crate::qa::squad::LoadError),
     /// Tokenizer or window problems.
     #[error(transparent)]
-    Features(#[from] crate::features::FeatureError),
+    Features(#[from] crate::qa::features::FeatureError),
     /// Weights could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),

@@ -20,14 +20,14 @@ use super::log::RunLog;
 use super::optim::{linear_schedule, AdamW};
 use super::state::{write_json, EvalRecord, RunFolder, TrainerState};
 use super::TrainError;
-use crate::batch::PaddedBatch;
-use crate::calibrate::Calibration;
-use crate::cpu::CpuFeatures;
-use crate::export::{export_model_folder, ExportOptions};
-use crate::features::Featurizer;
 use crate::model::BertConfig;
 use crate::onnx::bert::WeightFormat;
-use crate::squad::load_squad;
+use crate::pipeline::calibrate::Calibration;
+use crate::pipeline::export::{export_model_folder, ExportOptions};
+use crate::qa::batch::PaddedBatch;
+use crate::qa::features::Featurizer;
+use crate::qa::squad::load_squad;
+use crate::runtime::cpu::CpuFeatures;
 
 /// What a run did, also written to `metrics.json` when it finishes.
 #[derive(Debug, Clone, Serialize)]

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use bertqa::export::{export_model_folder, write_random_checkpoint, ExportOptions};
 use bertqa::model::BertConfig;
+use bertqa::pipeline::export::{export_model_folder, write_random_checkpoint, ExportOptions};
 
 /// `$BERTQA_SQUAD_DIR`, else the `shared/` folder beside the checkout.
 pub fn squad_dir() -> PathBuf {

@@ -4,7 +4,7 @@
 
 use unicode_general_category::{get_general_category, GeneralCategory as Gc};
 
-use crate::text::is_python_whitespace;
+use crate::qa::text::is_python_whitespace;
 
 /// Lower-cases, drops ASCII punctuation and the words a/an/the, and collapses whitespace,
 /// exactly like the official `normalize_answer`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::text::CharIndex;
+use crate::qa::text::CharIndex;
 
 /// A whole SQuAD file: `{"version", "data": [articles]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use crate::calibrate::{activation_ranges, Calibration};
-use crate::features::WindowConfig;
 use crate::model::manifest::{ModelManifest, FP32_GRAPH, INT8_GRAPH};
 use crate::model::BertConfig;
 use crate::onnx::bert::{bert_qa_model, GraphOptions, OpStyle, Smoothing, WeightFormat};
@@ -15,7 +13,9 @@ use crate::onnx::portable::{make_portable, PortabilityReport};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::weights::Weights;
 use crate::onnx::ExportError;
-use crate::squad::SquadVersion;
+use crate::pipeline::calibrate::{activation_ranges, Calibration};
+use crate::qa::features::WindowConfig;
+use crate::qa::squad::SquadVersion;
 
 /// What to export.
 #[derive(Debug, Clone)]

@@ -1,7 +1,11 @@
 //! Windows → one padded `[B, L]` batch of model inputs, the format every backend (tch for
 //! training, ONNX Runtime for serving) consumes, padded only to the batch's longest window.
 
-use crate::features::Window;
+use crate::qa::decode::WindowLogits;
+use crate::qa::features::Window;
+
+/// Start and end logits of a batch, each row-major `[B, L]`: what every backend returns.
+pub type BatchLogits = (Vec<f32>, Vec<f32>);
 
 /// Row-major `[batch_size, seq_len]` int64 inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +55,16 @@ impl PaddedBatch {
     /// Tokens the model computes on, padding included (the cost of the batch).
     pub fn padded_tokens(&self) -> usize {
         self.batch_size * self.seq_len
+    }
+
+    /// The logits of row `row`, cut to the `len` real tokens of its window. `logits` must
+    /// hold `padded_tokens()` values each (the engine checks its outputs).
+    pub fn window_logits(&self, logits: &BatchLogits, row: usize, len: usize) -> WindowLogits {
+        let span = row * self.seq_len..row * self.seq_len + len;
+        WindowLogits {
+            start: logits.0[span.clone()].to_vec(),
+            end: logits.1[span].to_vec(),
+        }
     }
 }
 

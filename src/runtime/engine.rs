@@ -16,12 +16,11 @@ use ort::value::Tensor;
 use prost::Message;
 use thiserror::Error;
 
-use crate::batch::PaddedBatch;
-use crate::cpu::CpuFeatures;
 use crate::model::manifest::{ModelManifest, FP32_GRAPH, INT8_GRAPH};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::quantize::graph_worst_pair_sum;
-use crate::predict::BatchLogits;
+use crate::qa::batch::{BatchLogits, PaddedBatch};
+use crate::runtime::cpu::CpuFeatures;
 
 /// Why the engine could not start or run.
 #[derive(Debug, Error)]

@@ -9,8 +9,8 @@
 use thiserror::Error;
 use unicode_general_category::{get_general_category, GeneralCategory as Gc};
 
-use crate::features::Window;
-use crate::text::CharIndex;
+use crate::qa::features::Window;
+use crate::qa::text::CharIndex;
 
 /// Why logits could not be decoded: a caller bug or a model that does not fit its windows.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -53,13 +53,14 @@ impl Default for DecodeConfig {
     }
 }
 
-/// Start and end logits of one window (may be longer than the window: padding is ignored).
-#[derive(Debug, Clone, Copy)]
-pub struct WindowLogits<'a> {
+/// Start and end logits of one window (may be longer than the window: padding is ignored):
+/// the one logits type of every flow, from the model backends to the decoder.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowLogits {
     /// Logit of each token being the answer start.
-    pub start: &'a [f32],
+    pub start: Vec<f32>,
     /// Logit of each token being the answer end.
-    pub end: &'a [f32],
+    pub end: Vec<f32>,
 }
 
 /// One candidate answer.
@@ -122,7 +123,7 @@ impl Prediction {
 pub fn decode(
     context: &str,
     windows: &[Window],
-    logits: &[WindowLogits<'_>],
+    logits: &[WindowLogits],
     config: &DecodeConfig,
     with_null: bool,
 ) -> Result<Prediction, DecodeError> {
@@ -259,8 +260,8 @@ mod tests {
         let start = [0.0, 0.0, 5.0, 1.0, 0.0, 0.0];
         let end = [0.0, 9.0, 0.0, 4.0, 1.0, 0.0];
         let logits = [WindowLogits {
-            start: &start,
-            end: &end,
+            start: start.to_vec(),
+            end: end.to_vec(),
         }];
         let p = decode(context, &[w], &logits, &DecodeConfig::default(), false).unwrap();
         assert_eq!(p.best_text(), "Denver Broncos");
@@ -279,12 +280,12 @@ mod tests {
         let (s2, e2) = ([9.0, 2.0], [9.0, 2.0]);
         let logits = [
             WindowLogits {
-                start: &s1,
-                end: &e1,
+                start: s1.to_vec(),
+                end: e1.to_vec(),
             },
             WindowLogits {
-                start: &s2,
-                end: &e2,
+                start: s2.to_vec(),
+                end: e2.to_vec(),
             },
         ];
         let p = decode(context, &[w1, w2], &logits, &DecodeConfig::default(), true).unwrap();
@@ -304,7 +305,10 @@ mod tests {
         let context = "cafe\u{301} x";
         let w = Window::with_spans(&[None, Some((0, 4)), Some((6, 7))]);
         let (s, e) = ([0.0, 5.0, 0.0], [0.0, 5.0, 9.0]);
-        let logits = [WindowLogits { start: &s, end: &e }];
+        let logits = [WindowLogits {
+            start: s.to_vec(),
+            end: e.to_vec(),
+        }];
         let config = DecodeConfig {
             n_best: 20,
             max_answer_len: 1,

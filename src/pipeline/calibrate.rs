@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use crate::batch::PaddedBatch;
-use crate::engine::{batch_inputs, cpu_session};
-use crate::features::{Featurizer, WindowConfig};
 use crate::model::BertConfig;
 use crate::onnx::bert::{bert_qa_model, observed_output, GraphOptions, OpStyle, WeightFormat};
 use crate::onnx::smooth::{ActivationRanges, Site};
 use crate::onnx::weights::Weights;
 use crate::onnx::ExportError;
-use crate::squad::load_squad;
+use crate::qa::batch::PaddedBatch;
+use crate::qa::features::{Featurizer, WindowConfig};
+use crate::qa::squad::load_squad;
+use crate::runtime::engine::{batch_inputs, cpu_session};
 
 /// Windows per calibration batch.
 const BATCH: usize = 16;

@@ -13,7 +13,7 @@ use tokenizers::{
     TruncationStrategy,
 };
 
-use crate::text::{is_python_whitespace, CharIndex};
+use crate::qa::text::{is_python_whitespace, CharIndex};
 
 /// Why windows could not be built.
 #[derive(Debug, Error)]

@@ -1,0 +1,9 @@
+//! The question-answering core, shared by every flow and free of any model runtime: SQuAD
+//! files and their official metrics, character offsets, question + context → windows, logits
+//! → answer spans, windows → padded batches. Nothing here imports from another layer.
+
+pub mod batch;
+pub mod decode;
+pub mod features;
+pub mod squad;
+pub mod text;
