@@ -1,5 +1,6 @@
-//! Training works: a tiny random model memorises 16 questions (EM 100), and a run interrupted
-//! with a checkpoint then resumed has exactly the loss curve of an uninterrupted run.
+//! Training works: a tiny random model memorises 16 questions (EM 100) and its exported graph
+//! answers them the same offline and served, and a run interrupted with a checkpoint then
+//! resumed has exactly the loss curve of an uninterrupted run.
 #![cfg(feature = "train")]
 
 mod common;
@@ -9,9 +10,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
 use bertqa::model::BertConfig;
-use bertqa::qa::squad::load_squad;
+use bertqa::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
+use bertqa::qa::batch::PaddedBatch;
+use bertqa::qa::features::{Featurizer, WindowConfig};
+use bertqa::qa::squad::{load_squad, metrics};
+use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::train::config::{DeviceChoice, PrecisionChoice, TrainConfig};
 use bertqa::train::trainer::train;
+use common::server::{config as server_config, TestServer};
 
 /// libtorch's random generator is global to the process: tests that train take turns, or
 /// their seeds would interleave.
@@ -119,6 +125,54 @@ fn a_tiny_model_memorises_sixteen_questions() {
         "metrics.json",
     ] {
         assert!(out.join(file).is_file(), "{file} written");
+    }
+    same_answers_in_every_flow(&out.join("model"), &data);
+}
+
+/// The one prediction path: the trainer's evaluation (tch) got every question right; the
+/// exported graph through `predict_examples` (ONNX Runtime) and through the service's
+/// `/evaluate` (its queue as the backend) give those same 16 answers.
+fn same_answers_in_every_flow(folder: &Path, data: &Path) {
+    let dataset = load_squad(data).unwrap();
+    let examples = dataset.examples();
+    let engine_config = EngineConfig {
+        threads: Some(1),
+        device: DeviceKind::Cpu,
+        int8: false,
+    };
+    let mut engine = Engine::load(folder, &engine_config).unwrap();
+    let featurizer =
+        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
+    let mut backend = BatchRunner::new(featurizer.pad_id(), |b: &PaddedBatch| engine.run(b));
+    let predictions = predict_examples(
+        &examples,
+        &featurizer,
+        &PredictConfig::default(),
+        &mut backend,
+        |_, _| {},
+    )
+    .unwrap();
+    let (offline, _) = prediction_files(&examples, &predictions, None);
+    let scores = metrics::score(&dataset, &offline, None, 1.0).unwrap();
+    assert_eq!(scores.overall().exact, 100.0, "{offline:?}");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let served = runtime.block_on(async {
+        let server = TestServer::start(server_config(folder, &["--graph", "fp32"])).await;
+        let body = std::fs::read(data).unwrap();
+        let (status, response) = server
+            .post_raw("/evaluate?predictions=true", Some("application/json"), body)
+            .await;
+        assert_eq!(status, 200, "{response}");
+        server.stop().await.unwrap();
+        response
+    });
+    for (id, answer) in &offline {
+        assert_eq!(
+            served["predictions"][id].as_str(),
+            Some(answer.as_str()),
+            "{id}"
+        );
     }
 }
 
