@@ -180,11 +180,6 @@ impl Featurizer {
         })
     }
 
-    /// The geometry in use.
-    pub fn config(&self) -> WindowConfig {
-        self.config
-    }
-
     /// The id batches are padded with: `[PAD]`, or 0 (BERT's) if the vocabulary lacks it.
     pub fn pad_id(&self) -> u32 {
         self.windows_tokenizer.token_to_id("[PAD]").unwrap_or(0)

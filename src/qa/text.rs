@@ -20,11 +20,6 @@ impl CharIndex {
         Self { byte_at }
     }
 
-    /// Number of characters in the indexed text.
-    pub fn char_len(&self) -> usize {
-        self.byte_at.len() - 1
-    }
-
     /// Byte offset of character `char_offset`, or `None` past the end of the text.
     pub fn byte(&self, char_offset: usize) -> Option<usize> {
         self.byte_at.get(char_offset).copied()
@@ -54,7 +49,7 @@ mod tests {
     fn char_index_slices_multibyte_text_by_characters() {
         let text = "naïve 🚀 café";
         let index = CharIndex::new(text);
-        assert_eq!(index.char_len(), 12);
+        assert_eq!((index.byte(12), index.byte(13)), (Some(text.len()), None));
         assert_eq!(index.slice(text, 6, 7), Some("🚀"));
         assert_eq!(index.slice(text, 8, 12), Some("café"));
         assert_eq!(index.slice(text, 8, 13), None);

@@ -107,8 +107,9 @@ pub struct Engine {
     graph: PathBuf,
 }
 
-/// Finds the ONNX Runtime library: `ORT_DYLIB_PATH`, else `native/onnxruntime/` beside the
-/// current directory or the executable's ancestors (the layout `setup-native.sh` makes).
+/// Finds the ONNX Runtime library: `ORT_DYLIB_PATH`, else the `libonnxruntime.so*` in
+/// `native/onnxruntime/` beside the current directory or the executable's ancestors (the
+/// layout `setup-native.sh` makes), whatever version it installed.
 fn runtime_library() -> Result<PathBuf, EngineError> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
         let path = PathBuf::from(path);
@@ -121,21 +122,35 @@ fn runtime_library() -> Result<PathBuf, EngineError> {
             )))
         };
     }
-    let name = "native/onnxruntime/libonnxruntime.so.1.31.1";
     let mut roots = vec![std::env::current_dir().unwrap_or_default()];
     if let Ok(exe) = std::env::current_exe() {
         roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
     }
     roots
         .into_iter()
-        .map(|r| r.join(name))
-        .find(|p| p.is_file())
+        .find_map(|root| library_in(&root.join("native/onnxruntime")))
         .ok_or_else(|| {
             EngineError::Runtime(
                 "libonnxruntime.so not found: set ORT_DYLIB_PATH or run scripts/setup-native.sh"
                     .into(),
             )
         })
+}
+
+/// The ONNX Runtime library in `dir`: the highest-named `libonnxruntime.so*` file.
+fn library_in(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.is_file()
+                && path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+        })
+        .max()
 }
 
 /// The process-wide ONNX Runtime environment (ONNX Runtime allows one per process), loaded on

@@ -38,6 +38,8 @@ pub struct AnswerRequest {
     pub max_answer_len: Option<usize>,
 }
 
+// The handler reads every body into this type and the OpenAPI document is generated from
+// it, so the two cannot drift; `untagged` gives the schema the same one-or-list shape.
 /// The request body: one question, or a list answered in order.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
@@ -46,6 +48,17 @@ pub enum AnswerInput {
     One(AnswerRequest),
     /// Several questions.
     Many(Vec<AnswerRequest>),
+}
+
+impl AnswerInput {
+    /// A list is `Many`, anything else `One`: decided on the JSON's shape, so that a bad field
+    /// is reported with its path (`[1].top_k`) instead of serde's "no variant matched".
+    fn from_json(body: Value) -> Result<Self, ApiError> {
+        Ok(match body {
+            Value::Array(items) => Self::Many(from_value(Value::Array(items))?),
+            other => Self::One(from_value(other)?),
+        })
+    }
 }
 
 /// One answer span.
@@ -105,9 +118,8 @@ pub async fn answer(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<AnswerOutput>, ApiError> {
     let _permit = state.admit()?;
-    match body {
-        Value::Array(items) => {
-            let requests: Vec<AnswerRequest> = from_value(Value::Array(items))?;
+    match AnswerInput::from_json(body)? {
+        AnswerInput::Many(requests) => {
             if requests.is_empty() || requests.len() > state.config.max_client_batch_size {
                 return Err(ApiError::Validation(format!(
                     "send 1 to {} questions per request, not {}",
@@ -132,8 +144,7 @@ pub async fn answer(
                 answers.into_iter().flatten().collect(),
             )))
         }
-        other => {
-            let request: AnswerRequest = from_value(other)?;
+        AnswerInput::One(request) => {
             validate(&state, &request)?;
             Ok(Json(AnswerOutput::One(answer_one(&state, request).await?)))
         }
