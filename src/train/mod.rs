@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod log;
 pub mod optim;
 pub mod random;
+pub mod setup;
 pub mod state;
 pub mod trainer;
 
