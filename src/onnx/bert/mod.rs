@@ -1,0 +1,208 @@
+//! The BERT question-answering graph, mirroring `train::bert` (a parity test keeps the two in
+//! step): inputs `input_ids`, `attention_mask`, `token_type_ids` (int64 `[batch, sequence]`),
+//! outputs `start_logits`, `end_logits` (float `[batch, sequence]`).
+//!
+//! Two operator styles ([`OpStyle`]): standard primitives that ONNX Runtime's optimizer fuses
+//! (the default, measured faster), or its contrib kernels written directly. With int8 weights
+//! every dense layer of the encoder becomes `DynamicQuantizeMatMul` (per-column int8 weights,
+//! activations quantized per batch by the kernel); the embeddings, LayerNorms and the 2-wide QA
+//! head stay fp32.
+
+mod layers;
+
+use layers::{Builder, SiteInput};
+
+use super::graph::{attr_int, tensor_value, GraphBuilder};
+use super::proto::{
+    data_type, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto, ValueInfoProto,
+};
+use super::smooth::ActivationRanges;
+use super::weights::Weights;
+use super::ExportError;
+use crate::model::BertConfig;
+
+/// How dense-layer weights are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum WeightFormat {
+    /// fp32 MatMul + bias.
+    Fp32,
+    /// int8 per-column weights, `DynamicQuantizeMatMul`, in every encoder dense layer: fastest.
+    Int8,
+    /// int8 except each layer's feed-forward down projection, whose GELU inputs have outliers
+    /// that per-tensor activation quantization handles badly: closer to fp32, ~20% slower
+    /// (measured in bench/RESULTS.md and the export issue's note).
+    Int8Mixed,
+    /// int8 weights as `Int8`, activations quantized per row (per token) with standard ops:
+    /// batch-invariant answers and closer to fp32, but 36% slower than `Int8` on the default
+    /// model (bench/RESULTS.md).
+    Int8Rowwise,
+}
+
+/// Which operators express attention, residual LayerNorm and GELU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum OpStyle {
+    /// Standard opset-17 primitives (MatMul/Softmax attention, Add + LayerNormalization, Erf
+    /// GELU) that ONNX Runtime's optimizer fuses itself: the default, as it measured as fast in
+    /// fp32 and 10-15% faster in int8 than `Fused` in interleaved runs (bench/RESULTS.md), and
+    /// it is portable to other ONNX runtimes.
+    Primitive,
+    /// ONNX Runtime's contrib kernels written directly (`MultiHeadAttention`,
+    /// `SkipLayerNormalization`, `Gelu`).
+    Fused,
+}
+
+/// Activation ranges and the migration strength α that the row-wise int8 graph smooths with
+/// (see [`super::smooth`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Smoothing<'r> {
+    /// Per-channel maxima from calibration windows.
+    pub ranges: &'r ActivationRanges,
+    /// 0: no migration; 1: all of the activation range moves into the weights.
+    pub alpha: f32,
+}
+
+/// What graph [`bert_qa_model`] builds.
+#[derive(Debug, Clone, Copy)]
+pub struct GraphOptions<'r> {
+    /// How dense-layer weights are stored.
+    pub format: WeightFormat,
+    /// Operator style.
+    pub style: OpStyle,
+    /// Smooth the row-wise int8 graph's activations (ignored by other formats).
+    pub smoothing: Option<Smoothing<'r>>,
+    /// Also output every dense layer's input as `observe.{site key}` (`[batch, sequence,
+    /// channels]`): the calibration graph that measures [`ActivationRanges`].
+    pub observe: bool,
+}
+
+impl GraphOptions<'_> {
+    /// A plain graph of `format` in `style`.
+    pub fn new(format: WeightFormat, style: OpStyle) -> Self {
+        Self {
+            format,
+            style,
+            smoothing: None,
+            observe: false,
+        }
+    }
+}
+
+/// The graph output carrying the dense input at a site, in calibration graphs.
+pub fn observed_output(key: &str) -> String {
+    format!("observe.{key}")
+}
+
+/// Builds the whole model.
+pub fn bert_qa_model<'w>(
+    weights: &'w Weights,
+    config: &'w BertConfig,
+    options: &GraphOptions<'w>,
+) -> Result<ModelProto, ExportError> {
+    config
+        .validate()
+        .map_err(|e| ExportError::Checkpoint(e.to_string()))?;
+    let (format, style) = (options.format, options.style);
+    let mut b = Builder {
+        g: GraphBuilder::default(),
+        weights,
+        config,
+        style,
+        smoothing: options.smoothing,
+        observe: options.observe,
+        observed: vec![],
+    };
+    let mask = b.mask();
+    let mut hidden = b.embeddings(format)?;
+    for l in 0..config.num_hidden_layers {
+        hidden = b.layer(&hidden, &mask, l, format)?;
+    }
+    qa_head(&mut b, hidden)?;
+    let (inputs, outputs) = interface(&mut b);
+    let graph = b.g.finish("bert_qa", inputs, outputs);
+    Ok(model_file(graph, options))
+}
+
+/// The 2-wide QA head (fp32) split into the two named logit outputs.
+fn qa_head(b: &mut Builder, hidden: String) -> Result<(), ExportError> {
+    let head_input = SiteInput {
+        x: hidden,
+        factors: None,
+        rows: None,
+    };
+    let width = b.config.hidden_size;
+    let logits = b.dense("qa_outputs", 2, width, WeightFormat::Fp32, &head_input)?;
+    let sizes = b.g.int64_tensor("split_sizes", &[2], &[1, 1]);
+    let parts = b.g.node_multi(
+        "",
+        "Split",
+        &[&logits, &sizes],
+        vec![attr_int("axis", -1)],
+        2,
+    );
+    let last = b.g.int64_tensor("last_axis", &[1], &[-1]);
+    b.g.node_named("Squeeze", &[&parts[0], &last], vec![], "start_logits");
+    b.g.node_named("Squeeze", &[&parts[1], &last], vec![], "end_logits");
+    Ok(())
+}
+
+/// The graph's inputs and outputs: every bertqa graph's three and two, plus the observed
+/// activations of a calibration graph.
+fn interface(b: &mut Builder) -> (Vec<ValueInfoProto>, Vec<ValueInfoProto>) {
+    let dims = [Err("batch"), Err("sequence")];
+    let inputs = ["input_ids", "attention_mask", "token_type_ids"]
+        .map(|n| tensor_value(n, data_type::INT64, &dims))
+        .to_vec();
+    let mut outputs = ["start_logits", "end_logits"]
+        .map(|n| tensor_value(n, data_type::FLOAT, &dims))
+        .to_vec();
+    for (key, tensor, channels) in std::mem::take(&mut b.observed) {
+        let name = observed_output(&key);
+        b.g.node_named("Identity", &[&tensor], vec![], &name);
+        let dims = [Err("batch"), Err("sequence"), Ok(channels as i64)];
+        outputs.push(tensor_value(&name, data_type::FLOAT, &dims));
+    }
+    (inputs, outputs)
+}
+
+/// The model file around `graph`: opsets, producer, and metadata naming its weight format,
+/// operator style and smoothing.
+fn model_file(graph: GraphProto, options: &GraphOptions) -> ModelProto {
+    let (format, style) = (options.format, options.style);
+    let mut metadata_props = vec![
+        StringStringEntryProto {
+            key: "weights".into(),
+            value: format!("{format:?}").to_lowercase(),
+        },
+        StringStringEntryProto {
+            key: "ops".into(),
+            value: format!("{style:?}").to_lowercase(),
+        },
+    ];
+    if let Some(smoothing) = options
+        .smoothing
+        .filter(|_| format == WeightFormat::Int8Rowwise)
+    {
+        metadata_props.push(StringStringEntryProto {
+            key: "smoothing_alpha".into(),
+            value: smoothing.alpha.to_string(),
+        });
+    }
+    ModelProto {
+        ir_version: 8,
+        producer_name: "bertqa".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: "BERT extractive question answering (start/end logits)".into(),
+        graph: Some(graph),
+        opset_import: vec![
+            OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            },
+            OperatorSetIdProto {
+                domain: super::graph::MICROSOFT.into(),
+                version: 1,
+            },
+        ],
+        metadata_props,
+    }
+}
