@@ -10,11 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
 use bertqa::model::BertConfig;
-use bertqa::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
-use bertqa::qa::batch::PaddedBatch;
-use bertqa::qa::features::{Featurizer, WindowConfig};
 use bertqa::qa::squad::{load_squad, metrics};
-use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::train::config::{DeviceChoice, PrecisionChoice, TrainConfig};
 use bertqa::train::trainer::train;
 use common::server::{config as server_config, TestServer};
@@ -135,24 +131,7 @@ fn a_tiny_model_memorises_sixteen_questions() {
 fn same_answers_in_every_flow(folder: &Path, data: &Path) {
     let dataset = load_squad(data).unwrap();
     let examples = dataset.examples();
-    let engine_config = EngineConfig {
-        threads: Some(1),
-        device: DeviceKind::Cpu,
-        int8: false,
-    };
-    let mut engine = Engine::load(folder, &engine_config).unwrap();
-    let featurizer =
-        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
-    let mut backend = BatchRunner::new(featurizer.pad_id(), |b: &PaddedBatch| engine.run(b));
-    let predictions = predict_examples(
-        &examples,
-        &featurizer,
-        &PredictConfig::default(),
-        &mut backend,
-        |_, _| {},
-    )
-    .unwrap();
-    let (offline, _) = prediction_files(&examples, &predictions, None);
+    let offline = common::offline_answers(folder, &examples);
     let scores = metrics::score(&dataset, &offline, None, 1.0).unwrap();
     assert_eq!(scores.overall().exact, 100.0, "{offline:?}");
 

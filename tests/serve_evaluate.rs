@@ -8,11 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bertqa::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
-use bertqa::qa::batch::PaddedBatch;
-use bertqa::qa::features::Featurizer;
 use bertqa::qa::squad::{load_squad, metrics, SquadFile};
-use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use common::server::{config, metric, TestServer};
 use serde_json::{json, Value};
 
@@ -26,26 +22,7 @@ fn dev() -> SquadFile {
 
 /// What `bertqa predict` + `bertqa score` give: the offline path, without the server.
 fn offline_scores(folder: &Path, dataset: &SquadFile) -> (Value, HashMap<String, String>) {
-    let config = EngineConfig {
-        threads: Some(1),
-        device: DeviceKind::Cpu,
-        int8: false,
-    };
-    let mut engine = Engine::load(folder, &config).unwrap();
-    let manifest = engine.manifest().clone();
-    let featurizer =
-        Featurizer::from_file(&folder.join("tokenizer.json"), manifest.window).unwrap();
-    let examples = dataset.examples();
-    let mut backend = BatchRunner::new(featurizer.pad_id(), |b: &PaddedBatch| engine.run(b));
-    let predictions = predict_examples(
-        &examples,
-        &featurizer,
-        &PredictConfig::default(),
-        &mut backend,
-        |_, _| {},
-    )
-    .unwrap();
-    let (answers, _) = prediction_files(&examples, &predictions, None);
+    let answers = common::offline_answers(folder, &dataset.examples());
     let scores = metrics::score(dataset, &answers, None, 1.0).unwrap();
     (Value::Object(scores.to_official_json()), answers)
 }

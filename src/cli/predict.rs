@@ -50,14 +50,9 @@ impl PredictArgs {
         init_logging(bertqa::serve::config::LogFormat::Text);
         let manifest = ModelManifest::load(&self.model_dir)
             .map_err(|m| anyhow::anyhow!("model folder {}: {m}", self.model_dir.display()))?;
-        let engine_config = EngineConfig {
-            threads: self.threads,
-            device: self.device,
-            int8: self
-                .graph
-                .int8(&manifest, self.device)
-                .map_err(anyhow::Error::msg)?,
-        };
+        let engine_config =
+            EngineConfig::for_folder(&manifest, self.graph, self.device, self.threads)
+                .map_err(anyhow::Error::msg)?;
         let mut engine = Engine::load(&self.model_dir, &engine_config)?;
         let manifest = engine.manifest().clone();
         let featurizer =

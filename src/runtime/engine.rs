@@ -100,6 +100,23 @@ pub struct EngineConfig {
     pub int8: bool,
 }
 
+impl EngineConfig {
+    /// The engine settings for `graph` on `device` in the folder `manifest` describes, or why
+    /// the folder lacks that graph: one place for `serve` and `predict`.
+    pub fn for_folder(
+        manifest: &ModelManifest,
+        graph: GraphChoice,
+        device: DeviceKind,
+        threads: Option<usize>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            threads,
+            device,
+            int8: graph.int8(manifest, device)?,
+        })
+    }
+}
+
 /// A loaded graph ready to run batches.
 pub struct Engine {
     session: Session,

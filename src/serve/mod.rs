@@ -130,14 +130,9 @@ impl Service {
         config
             .validate(&manifest)
             .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
-        let engine_config = EngineConfig {
-            threads: config.threads,
-            device: config.device,
-            int8: config
-                .graph
-                .int8(&manifest, config.device)
-                .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?,
-        };
+        let engine_config =
+            EngineConfig::for_folder(&manifest, config.graph, config.device, config.threads)
+                .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
         let engine = Engine::load(&config.model_dir, &engine_config)?;
         let window = config.window(&manifest);
         let featurizer = Featurizer::from_file(&config.model_dir.join("tokenizer.json"), window)?;

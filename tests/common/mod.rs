@@ -1,10 +1,16 @@
 //! Paths shared by the integration tests: the SQuAD data and the pretrained tokenizer.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use bertqa::model::BertConfig;
 use bertqa::pipeline::export::{export_model_folder, write_random_checkpoint, ExportOptions};
+use bertqa::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
+use bertqa::qa::batch::PaddedBatch;
+use bertqa::qa::features::Featurizer;
+use bertqa::qa::squad::Example;
+use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 
 /// `$BERTQA_SQUAD_DIR`, else the `shared/` folder beside the checkout.
 pub fn squad_dir() -> PathBuf {
@@ -60,6 +66,29 @@ pub fn tiny_model_folder(dir: &Path) -> PathBuf {
     let written = export_model_folder(&checkpoint, &out, &ExportOptions::default()).unwrap();
     assert_eq!(written.len(), 2);
     out
+}
+
+/// `bertqa predict`'s answers (id -> text) with the fp32 graph of `folder`, one thread: the
+/// offline side of every offline-vs-served comparison.
+pub fn offline_answers(folder: &Path, examples: &[Example]) -> HashMap<String, String> {
+    let config = EngineConfig {
+        threads: Some(1),
+        device: DeviceKind::Cpu,
+        int8: false,
+    };
+    let mut engine = Engine::load(folder, &config).unwrap();
+    let window = engine.manifest().window;
+    let featurizer = Featurizer::from_file(&folder.join("tokenizer.json"), window).unwrap();
+    let mut backend = BatchRunner::new(featurizer.pad_id(), |b: &PaddedBatch| engine.run(b));
+    let predictions = predict_examples(
+        examples,
+        &featurizer,
+        &PredictConfig::default(),
+        &mut backend,
+        |_, _| {},
+    )
+    .unwrap();
+    prediction_files(examples, &predictions, None).0
 }
 
 pub mod server;
