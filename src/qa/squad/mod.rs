@@ -4,6 +4,7 @@ pub mod load;
 pub mod metrics;
 pub mod normalize;
 pub mod schema;
+pub mod scores;
 
 pub use load::{load_squad, parse_squad, parse_squad_within, LoadError};
 pub use schema::{Answer, Article, Example, Paragraph, QuestionAnswers, SquadFile, SquadVersion};
