@@ -99,17 +99,11 @@ async fn a_second_evaluation_waits_its_turn_while_answers_keep_flowing() {
             .client
             .post(server.url("/evaluate"))
             .header("content-type", "application/json")
-            .body(text.clone());
+            .body(text);
         tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, second) = server
-        .post_raw("/evaluate", Some("application/json"), text)
-        .await;
-    assert_eq!(
-        (status, second["error_type"].as_str()),
-        (429, Some("evaluation_running"))
-    );
+    let second = refused_while_running(&server, &first).await;
+    assert_eq!(second["error_type"].as_str(), Some("evaluation_running"));
     let (status, _) = server
         .post_json(
             "/answer",
@@ -118,5 +112,81 @@ async fn a_second_evaluation_waits_its_turn_while_answers_keep_flowing() {
         .await;
     assert_eq!(status, 200, "answers are served during an evaluation");
     assert_eq!(first.await.unwrap(), 200);
+    server.stop().await.unwrap();
+}
+
+/// Sends one-question evaluations until one is refused with 429 because `running` holds the
+/// evaluation slot (small ones that get in first just finish); returns the refusal's body.
+async fn refused_while_running(
+    server: &TestServer,
+    running: &tokio::task::JoinHandle<u16>,
+) -> Value {
+    let one = serde_json::to_vec(&dev().truncated(1)).unwrap();
+    loop {
+        assert!(
+            !running.is_finished(),
+            "the evaluation ended before it was seen running"
+        );
+        let (status, body) = server
+            .post_raw("/evaluate", Some("application/json"), one.clone())
+            .await;
+        if status == 429 {
+            return body;
+        }
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evaluation_never_spends_the_interactive_budget() {
+    // The interactive budget is one batch (2 windows) while the evaluation keeps four batches
+    // of its own queued: counted together, every /answer would be refused with 429.
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--max-batch-size", "2", "--max-queued-windows", "2"];
+    let server = TestServer::start(config(&model(&dir), &flags)).await;
+    let text = serde_json::to_vec(&dev().truncated(1000)).unwrap();
+    let evaluation = {
+        let request = server
+            .client
+            .post(server.url("/evaluate"))
+            .header("content-type", "application/json")
+            .body(text);
+        tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+    };
+    refused_while_running(&server, &evaluation).await;
+    // Past its tokenization: the evaluation's windows are going through the batcher.
+    let batches = |text: &str| metric(text, "bertqa_batch_size_count").unwrap_or(0.0);
+    let (_, before) = server.get_text("/metrics").await;
+    loop {
+        let (_, now) = server.get_text("/metrics").await;
+        if batches(&now) >= batches(&before) + 10.0 {
+            break;
+        }
+        assert!(!evaluation.is_finished(), "the evaluation ended first");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let (status, body) = server
+            .post_json(
+                "/answer",
+                &json!({"question": "Who?", "context": "Ann met Bob."}),
+            )
+            .await;
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(status, 200, "during an evaluation: {body}");
+    }
+    assert!(
+        !evaluation.is_finished(),
+        "the evaluation ended before the answers: nothing was shown"
+    );
+    // Interactive windows go first, so an answer never waits for the evaluation's queue.
+    assert!(
+        slowest < Duration::from_secs(5),
+        "slowest answer {slowest:?}"
+    );
+    assert_eq!(evaluation.await.unwrap(), 200);
     server.stop().await.unwrap();
 }

@@ -46,31 +46,39 @@ enum Message {
     Stop,
 }
 
+/// A queued window: its job, its index in the job, and the job's priority (so that the
+/// interactive count stays right even for windows of jobs that failed or were abandoned).
+type Slot = (u64, usize, Priority);
+
 /// The handlers' side of the inference thread: cheap to clone, safe to call from async code.
 #[derive(Clone)]
 pub struct BatcherHandle {
     sender: mpsc::Sender<Message>,
-    queued: Arc<AtomicUsize>,
+    interactive_queued: Arc<AtomicUsize>,
     capacity: usize,
 }
 
 impl BatcherHandle {
     /// Runs one question's windows and waits for their logits. Interactive work is refused
-    /// with 429 when the queue already holds `capacity` windows; background work (whose
-    /// submitter bounds its own windows in flight) always enters.
+    /// with 429 when `capacity` interactive windows already wait. Background work does not
+    /// count against that budget: its submitter (one evaluation, a few batches at a time)
+    /// bounds it, so an evaluation can never make `/answer` refuse work it has room for.
     pub async fn infer(
         &self,
         windows: Arc<Vec<Window>>,
         priority: Priority,
     ) -> Result<Vec<WindowLogits>, ApiError> {
         let count = windows.len();
-        let before = self.queued.fetch_add(count, Ordering::SeqCst);
-        if priority == Priority::Interactive && before + count > self.capacity {
-            self.queued.fetch_sub(count, Ordering::SeqCst);
-            return Err(ApiError::Overloaded(format!(
-                "{before} windows are waiting for inference (limit {})",
-                self.capacity
-            )));
+        let interactive = priority == Priority::Interactive;
+        if interactive {
+            let before = self.interactive_queued.fetch_add(count, Ordering::SeqCst);
+            if before + count > self.capacity {
+                self.interactive_queued.fetch_sub(count, Ordering::SeqCst);
+                return Err(ApiError::Overloaded(format!(
+                    "{before} windows are waiting for inference (limit {})",
+                    self.capacity
+                )));
+            }
         }
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -80,7 +88,9 @@ impl BatcherHandle {
             reply,
         };
         if self.sender.send(Message::Job(job)).is_err() {
-            self.queued.fetch_sub(count, Ordering::SeqCst);
+            if interactive {
+                self.interactive_queued.fetch_sub(count, Ordering::SeqCst);
+            }
             return Err(ApiError::ShuttingDown);
         }
         answer.await.map_err(|_| ApiError::ShuttingDown)?
@@ -102,13 +112,13 @@ pub fn spawn(
     metrics: Metrics,
 ) -> std::io::Result<(BatcherHandle, JoinHandle<()>)> {
     let (sender, receiver) = mpsc::channel();
-    let queued = Arc::new(AtomicUsize::new(0));
+    let interactive_queued = Arc::new(AtomicUsize::new(0));
     let mut batcher = Batcher {
         engine,
         pad_id,
         budget,
         metrics,
-        queued: queued.clone(),
+        interactive_queued: interactive_queued.clone(),
         queue: WindowQueue::default(),
         jobs: HashMap::new(),
         next_id: 0,
@@ -118,7 +128,7 @@ pub fn spawn(
         .spawn(move || batcher.run(&receiver))?;
     let handle = BatcherHandle {
         sender,
-        queued,
+        interactive_queued,
         capacity,
     };
     Ok((handle, thread))
@@ -129,8 +139,8 @@ struct Batcher {
     pad_id: u32,
     budget: BatchBudget,
     metrics: Metrics,
-    queued: Arc<AtomicUsize>,
-    queue: WindowQueue<(u64, usize)>,
+    interactive_queued: Arc<AtomicUsize>,
+    queue: WindowQueue<Slot>,
     jobs: HashMap<u64, JobState>,
     next_id: u64,
 }
@@ -181,8 +191,12 @@ impl Batcher {
         let id = self.next_id;
         self.next_id += 1;
         for (index, window) in job.windows.iter().enumerate() {
-            self.queue
-                .push(job.priority, (id, index), window.len(), job.since);
+            self.queue.push(
+                job.priority,
+                (id, index, job.priority),
+                window.len(),
+                job.since,
+            );
         }
         let count = job.windows.len();
         self.jobs.insert(
@@ -214,21 +228,32 @@ impl Batcher {
             self.jobs.remove(id);
         }
         let jobs = &self.jobs;
-        let dropped = self.queue.retain(|(id, _)| jobs.contains_key(id));
-        self.queued.fetch_sub(dropped, Ordering::SeqCst);
+        let mut interactive = 0;
+        let dropped = self.queue.retain(|(id, _, priority)| {
+            let keep = jobs.contains_key(id);
+            interactive += usize::from(!keep && *priority == Priority::Interactive);
+            keep
+        });
+        self.interactive_queued
+            .fetch_sub(interactive, Ordering::SeqCst);
         self.metrics.dropped_windows.inc_by(dropped as u64);
         self.metrics.queue_depth.set(self.queue.len() as i64);
         tracing::debug!(dropped, "dropped windows of disconnected clients");
     }
 
-    fn run_batch(&mut self, batch: &[(u64, usize)]) {
-        self.queued.fetch_sub(batch.len(), Ordering::SeqCst);
+    fn run_batch(&mut self, batch: &[Slot]) {
+        let interactive = batch
+            .iter()
+            .filter(|(_, _, priority)| *priority == Priority::Interactive)
+            .count();
+        self.interactive_queued
+            .fetch_sub(interactive, Ordering::SeqCst);
         self.metrics.queue_depth.set(self.queue.len() as i64);
         // Windows of a job that already failed have nobody to answer; rows stay aligned with
         // `members` whatever is skipped.
         let members: Vec<(u64, usize)> = batch
             .iter()
-            .copied()
+            .map(|&(id, index, _)| (id, index))
             .filter(|(id, _)| self.jobs.contains_key(id))
             .collect();
         if members.is_empty() {

@@ -56,7 +56,8 @@ pub struct ServeConfig {
     /// Requests handled at once; more get 429 with Retry-After.
     #[arg(long, env = "BERTQA_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
     pub max_concurrent_requests: usize,
-    /// Windows waiting for inference at most; a request that would exceed it gets 429.
+    /// `/answer` windows waiting for inference at most; a request that would exceed it gets
+    /// 429. An evaluation's windows do not count: it keeps only a few batches queued itself.
     #[arg(long, env = "BERTQA_MAX_QUEUED_WINDOWS", default_value_t = 4096)]
     pub max_queued_windows: usize,
     /// Questions in one batch-form `/answer` request.

@@ -119,11 +119,29 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if refused_before_the_body_is_read(status) {
+            // hyper closes a connection whose request body was left unread; saying so keeps
+            // clients from sending their next request on it (they would see it cut off).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
             .extensions_mut()
             .insert(ErrorKind(self.error_type()));
         response
     }
+}
+
+/// Statuses a request can get before its body is read (a 64 MiB `/evaluate` upload is not
+/// read just to be refused).
+fn refused_before_the_body_is_read(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::TOO_MANY_REQUESTS
+    )
 }
 
 /// Marks an error response with its `error_type`, for the metrics layer.
@@ -170,6 +188,9 @@ mod tests {
             let response = error.into_response();
             let retry = response.headers().get(header::RETRY_AFTER).is_some();
             assert_eq!(retry, status == 429 || status == 503);
+            let close = response.headers().get(header::CONNECTION);
+            let expected = [413, 415, 429].contains(&status).then_some("close");
+            assert_eq!(close.and_then(|v| v.to_str().ok()), expected, "{status}");
         }
     }
 }
