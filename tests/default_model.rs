@@ -6,8 +6,8 @@ mod common;
 
 use std::path::PathBuf;
 
+use bertqa::onnx::portable::graph_worst_pair_sum;
 use bertqa::onnx::proto::ModelProto;
-use bertqa::onnx::quantize::graph_worst_pair_sum;
 use bertqa::qa::squad::{load_squad, metrics::exact_match};
 use common::server::{config, TestServer};
 use prost::Message;
@@ -88,6 +88,8 @@ fn the_default_model_cannot_saturate_a_16_bit_product_on_any_cpu() {
     // graph within the bound gives the same integer products on every x86-64 CPU.
     let bytes = std::fs::read(default_model().join("model-int8.onnx")).unwrap();
     let graph = ModelProto::decode(bytes.as_slice()).unwrap().graph.unwrap();
-    let (name, worst) = graph_worst_pair_sum(&graph).expect("integer products");
+    let (name, worst) = graph_worst_pair_sum(&graph)
+        .unwrap()
+        .expect("integer products");
     assert!(worst <= i16::MAX as u32, "{name} reaches {worst}");
 }

@@ -9,8 +9,8 @@ use prost::Message;
 
 use bertqa::model::BertConfig;
 use bertqa::onnx::bert::WeightFormat;
+use bertqa::onnx::portable::graph_worst_pair_sum;
 use bertqa::onnx::proto::ModelProto;
-use bertqa::onnx::quantize::graph_worst_pair_sum;
 use bertqa::onnx::smooth::Site;
 use bertqa::onnx::weights::Weights;
 use bertqa::pipeline::calibrate::{activation_ranges, Calibration};
@@ -189,7 +189,9 @@ fn int8_graphs_cannot_saturate_a_16_bit_product_on_any_cpu() {
         let bytes = std::fs::read(out.join("model-int8.onnx")).unwrap();
         let model = ModelProto::decode(bytes.as_slice()).unwrap();
         let graph = model.graph.expect("a graph");
-        let (name, worst) = graph_worst_pair_sum(&graph).expect("integer products");
+        let (name, worst) = graph_worst_pair_sum(&graph)
+            .unwrap()
+            .expect("integer products");
         assert!(
             worst <= i16::MAX as u32,
             "{format:?} #{i}: {name} reaches {worst} in a 16-bit lane"

@@ -94,14 +94,7 @@ async fn a_second_evaluation_waits_its_turn_while_answers_keep_flowing() {
     let flags = ["--max-batch-size", "2"];
     let server = TestServer::start(config(&model(&dir), &flags)).await;
     let text = serde_json::to_vec(&dev().truncated(400)).unwrap();
-    let first = {
-        let request = server
-            .client
-            .post(server.url("/evaluate"))
-            .header("content-type", "application/json")
-            .body(text);
-        tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
-    };
+    let first = spawn_evaluation(&server, text);
     let second = refused_while_running(&server, &first).await;
     assert_eq!(second["error_type"].as_str(), Some("evaluation_running"));
     let (status, _) = server
@@ -113,6 +106,16 @@ async fn a_second_evaluation_waits_its_turn_while_answers_keep_flowing() {
     assert_eq!(status, 200, "answers are served during an evaluation");
     assert_eq!(first.await.unwrap(), 200);
     server.stop().await.unwrap();
+}
+
+/// Starts `POST /evaluate` of the JSON SQuAD file `text`; the task yields its status.
+fn spawn_evaluation(server: &TestServer, text: Vec<u8>) -> tokio::task::JoinHandle<u16> {
+    let request = server
+        .client
+        .post(server.url("/evaluate"))
+        .header("content-type", "application/json")
+        .body(text);
+    tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
 }
 
 /// Sends one-question evaluations until one is refused with 429 because `running` holds the
@@ -146,14 +149,7 @@ async fn an_evaluation_never_spends_the_interactive_budget() {
     let flags = ["--max-batch-size", "2", "--max-queued-windows", "2"];
     let server = TestServer::start(config(&model(&dir), &flags)).await;
     let text = serde_json::to_vec(&dev().truncated(1000)).unwrap();
-    let evaluation = {
-        let request = server
-            .client
-            .post(server.url("/evaluate"))
-            .header("content-type", "application/json")
-            .body(text);
-        tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
-    };
+    let evaluation = spawn_evaluation(&server, text);
     refused_while_running(&server, &evaluation).await;
     // Past its tokenization: the evaluation's windows are going through the batcher.
     let batches = |text: &str| metric(text, "bertqa_batch_size_count").unwrap_or(0.0);

@@ -33,16 +33,50 @@ fn weight_and_scale_inputs(op: &str) -> Option<(usize, usize)> {
     }
 }
 
-/// Re-quantizes every integer product's weight of `graph` in place.
-pub fn make_portable(graph: &mut GraphProto) -> Result<PortabilityReport, ExportError> {
-    let pairs: Vec<(String, String)> = graph
+/// The (weight, scale) value names of every integer product of `graph`, in node order.
+fn integer_products(graph: &GraphProto) -> Vec<(String, String)> {
+    graph
         .node
         .iter()
         .filter_map(|n| {
             let (w, s) = weight_and_scale_inputs(&n.op_type)?;
             Some((n.input.get(w)?.clone(), n.input.get(s)?.clone()))
         })
-        .collect();
+        .collect()
+}
+
+/// The int8 weight `name` of `graph` as codes with its `[in, out]` shape.
+fn int8_matrix(graph: &GraphProto, name: &str) -> Result<(Vec<i8>, usize, usize), ExportError> {
+    let weight = initializer(graph, name, data_type::INT8)?;
+    let (inputs, outputs) = match weight.dims[..] {
+        [i, o] => (i as usize, o as usize),
+        _ => return Err(malformed(name, "is not a matrix")),
+    };
+    let values: Vec<i8> = weight.raw_data.iter().map(|&b| b as i8).collect();
+    if values.len() != inputs * outputs {
+        return Err(malformed(name, "does not match its shape"));
+    }
+    Ok((values, inputs, outputs))
+}
+
+/// The int8 weight of `graph` that comes closest to saturating a 16-bit lane, with its
+/// [`worst_pair_sum`] (None for a graph without integer products): a model folder can be
+/// judged portable without running it on a CPU that lacks VNNI.
+pub fn graph_worst_pair_sum(graph: &GraphProto) -> Result<Option<(String, u32)>, ExportError> {
+    let mut worst: Option<(String, u32)> = None;
+    for (name, _) in integer_products(graph) {
+        let (values, inputs, outputs) = int8_matrix(graph, &name)?;
+        let sum = worst_pair_sum(&values, inputs, outputs);
+        if worst.as_ref().is_none_or(|(_, w)| sum > *w) {
+            worst = Some((name, sum));
+        }
+    }
+    Ok(worst)
+}
+
+/// Re-quantizes every integer product's weight of `graph` in place.
+pub fn make_portable(graph: &mut GraphProto) -> Result<PortabilityReport, ExportError> {
+    let pairs = integer_products(graph);
     let mut report = PortabilityReport {
         products: pairs.len(),
         rewritten: 0,
@@ -54,19 +88,14 @@ pub fn make_portable(graph: &mut GraphProto) -> Result<PortabilityReport, Export
         if !done.insert(weight_name.clone()) {
             continue;
         }
-        let weight = initializer(graph, &weight_name, data_type::INT8)?;
-        let (inputs, outputs) = match weight.dims[..] {
-            [i, o] => (i as usize, o as usize),
-            _ => return Err(malformed(&weight_name, "is not a matrix")),
-        };
-        let values: Vec<i8> = weight.raw_data.iter().map(|&b| b as i8).collect();
+        let (values, inputs, outputs) = int8_matrix(graph, &weight_name)?;
         let scale = initializer(graph, &scale_name, data_type::FLOAT)?;
         let scales: Vec<f32> = scale
             .raw_data
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        if values.len() != inputs * outputs || scales.len() != outputs {
+        if scales.len() != outputs {
             return Err(malformed(&weight_name, "does not match its scales"));
         }
         let q = requantize_columns(&values, &scales, inputs, outputs);

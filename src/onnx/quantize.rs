@@ -13,8 +13,6 @@
 //! (255 × 128 = 32,640): full 8-bit precision where large weights are isolated, 7-bit
 //! (ONNX Runtime's `reduce_range`) only where two large ones meet.
 
-use super::proto::{data_type, GraphProto};
-
 /// Largest sum of the magnitudes of two neighbouring same-sign weight codes of one column.
 pub const PAIR_CODE_LIMIT: u32 = 128;
 
@@ -119,45 +117,20 @@ fn pair_bounded_scale(column: &[f32]) -> f32 {
 /// (`[in, out]` layout as [`quantize_columns`] writes it) and any uint8 activations: the
 /// check, independent of the CPU, that a graph cannot saturate (must be ≤ `i16::MAX`).
 pub fn worst_pair_sum(values: &[i8], in_features: usize, out_features: usize) -> u32 {
-    let mut worst = 0u32;
-    for k in 0..in_features {
-        for o in 0..out_features {
-            let a = i32::from(values[k * out_features + o]);
-            let next = values
-                .get((k + 1) * out_features + o)
-                .map(|&v| i32::from(v));
-            let magnitude = match next {
-                Some(b) if k + 1 < in_features && (a > 0) == (b > 0) => a.abs() + b.abs(),
-                Some(b) if k + 1 < in_features => a.abs().max(b.abs()),
-                _ => a.abs(),
+    let code = |k: usize, o: usize| i32::from(values[k * out_features + o]);
+    let mut worst = 0;
+    for o in 0..out_features {
+        for k in 0..in_features {
+            let a = code(k, o);
+            // Opposite signs cannot add up: each alone is covered when `k` reaches it.
+            let partner = match (k + 1 < in_features).then(|| code(k + 1, o)) {
+                Some(b) if (a > 0) == (b > 0) => b.abs(),
+                _ => 0,
             };
-            worst = worst.max(magnitude.unsigned_abs() * ACTIVATION_CODE_MAX);
+            worst = worst.max((a.abs() + partner).unsigned_abs() * ACTIVATION_CODE_MAX);
         }
     }
     worst
-}
-
-/// The int8 weight of `graph` that comes closest to saturating a 16-bit lane, with its
-/// [`worst_pair_sum`]: every second input of an integer product (`DynamicQuantizeMatMul`,
-/// `MatMulIntegerToFloat`) is checked, so a model folder can be judged portable without
-/// running it on a CPU that lacks VNNI.
-pub fn graph_worst_pair_sum(graph: &GraphProto) -> Option<(String, u32)> {
-    let products = graph.node.iter().filter(|n| {
-        matches!(
-            n.op_type.as_str(),
-            "DynamicQuantizeMatMul" | "MatMulIntegerToFloat"
-        )
-    });
-    products
-        .filter_map(|n| n.input.get(1))
-        .filter_map(|name| graph.initializer.iter().find(|t| &t.name == name))
-        .filter(|t| t.data_type == data_type::INT8 && t.dims.len() == 2)
-        .map(|t| {
-            let values: Vec<i8> = t.raw_data.iter().map(|&b| b as i8).collect();
-            let (inputs, outputs) = (t.dims[0] as usize, t.dims[1] as usize);
-            (t.name.clone(), worst_pair_sum(&values, inputs, outputs))
-        })
-        .max_by_key(|(_, worst)| *worst)
 }
 
 /// Quantizes an embedding table `[rows, cols]` with one scale per row, layout kept: a row is

@@ -57,6 +57,14 @@ fn write_error(path: &Path, e: impl std::fmt::Display) -> ExportError {
     }
 }
 
+/// Writes `model` to `path` through a temporary file, so a reader never sees half a graph.
+fn write_graph(model: &ModelProto, path: &Path) -> Result<PathBuf, ExportError> {
+    let tmp = path.with_extension("onnx.tmp");
+    std::fs::write(&tmp, model.encode_to_vec()).map_err(|e| write_error(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| write_error(path, e))?;
+    Ok(path.to_path_buf())
+}
+
 /// Writes the model folder at `out`; returns the graph files written.
 pub fn export_model_folder(
     checkpoint: &Path,
@@ -109,11 +117,7 @@ pub fn export_model_folder(
             ..GraphOptions::new(*format, options.ops)
         };
         let model = bert_qa_model(&weights, &config, &graph)?;
-        let path = out.join(name);
-        let tmp = path.with_extension("onnx.tmp");
-        std::fs::write(&tmp, model.encode_to_vec()).map_err(|e| write_error(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| write_error(&path, e))?;
-        written.push(path);
+        written.push(write_graph(&model, &out.join(name))?);
     }
     std::fs::write(out.join("tokenizer.json"), &tokenizer_text).map_err(|e| write_error(out, e))?;
     let lowercase = serde_json::from_str::<serde_json::Value>(&tokenizer_text)
@@ -166,10 +170,7 @@ pub fn make_model_folder_portable(
             }
         }
     }
-    let path = out.join(INT8_GRAPH);
-    let tmp = path.with_extension("onnx.tmp");
-    std::fs::write(&tmp, model.encode_to_vec()).map_err(|e| write_error(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| write_error(&path, e))?;
+    write_graph(&model, &out.join(INT8_GRAPH))?;
     Ok(report)
 }
 

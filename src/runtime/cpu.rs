@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 /// The x86-64 extensions that matter for BERT inference and training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CpuFeatures {
     /// 256-bit integer and float vectors: ONNX Runtime's baseline fast path.
     pub avx2: bool,
@@ -44,7 +44,7 @@ impl CpuFeatures {
         self.avx512_bf16 || self.amx_bf16
     }
 
-    /// The detected features as lower-case names, in a fixed order (logs, metric labels).
+    /// The detected features as lower-case names, in a fixed order (the start-up log line).
     pub fn names(&self) -> Vec<&'static str> {
         [
             (self.avx2, "avx2"),

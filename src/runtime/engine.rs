@@ -17,8 +17,8 @@ use prost::Message;
 use thiserror::Error;
 
 use crate::model::manifest::{ModelManifest, FP32_GRAPH, INT8_GRAPH};
+use crate::onnx::portable::graph_worst_pair_sum;
 use crate::onnx::proto::ModelProto;
-use crate::onnx::quantize::graph_worst_pair_sum;
 use crate::qa::batch::{BatchLogits, PaddedBatch};
 use crate::runtime::cpu::CpuFeatures;
 
@@ -234,7 +234,7 @@ fn warn_if_saturating(graph: &Path) {
     let worst = std::fs::read(graph)
         .ok()
         .and_then(|bytes| ModelProto::decode(bytes.as_slice()).ok())
-        .and_then(|model| graph_worst_pair_sum(&model.graph?));
+        .and_then(|model| graph_worst_pair_sum(&model.graph?).ok().flatten());
     if let Some((weight, sum)) = worst.filter(|(_, sum)| *sum > i16::MAX as u32) {
         tracing::warn!(
             weight,
