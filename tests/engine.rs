@@ -341,7 +341,12 @@ fn broken_model_folders_are_named_and_explained() {
 
     std::fs::write(folder.join("model.onnx"), b"not a graph").unwrap();
     let garbage = error(&folder, false);
-    assert!(garbage.to_string().contains("does not load"), "{garbage}");
+    assert!(
+        garbage
+            .to_string()
+            .contains("model.onnx is not an ONNX model"),
+        "{garbage}"
+    );
 }
 
 #[test]

@@ -155,7 +155,7 @@ async fn concurrent_requests_batched_together_get_their_unbatched_answers() {
 async fn overload_gets_429_with_retry_after_and_the_server_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let flags = [
-        "--max-concurrent-requests",
+        "--max-concurrent-questions",
         "2",
         "--max-batch-delay-ms",
         "300",
@@ -279,7 +279,7 @@ async fn health_ready_docs_and_metrics_report_the_traffic() {
             "{series} in\n{text}"
         );
     }
-    assert!(text.contains("bertqa_model_info{"));
+    assert!(text.contains("bertqa_info{"));
     server.stop().await.unwrap();
 }
 

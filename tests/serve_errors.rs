@@ -80,8 +80,8 @@ async fn every_bad_input_gets_its_status_and_error_type() {
             "/answer",
             json_ct,
             with("context", json!("a ".repeat(501))),
-            413,
-            "payload_too_large",
+            422,
+            "validation",
         ),
         (
             "question of the wrong type",

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -17,13 +18,45 @@ use bertqa::train::trainer::train;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's built-in options (the `MALLOC_CONF` environment variable still overrides them):
-/// never return freed pages to the kernel, so the next step reuses them without page faults.
-/// Peak memory is unchanged, as training's working set repeats every step.
+/// keep freed pages instead of returning them to the kernel after each free, so the next step
+/// reuses them without page faults (returning them within seconds, jemalloc's default, made
+/// steps ~1.8x slower, bench/RESULTS.md). [`purge_unused_pages`] bounds what is kept.
 #[export_name = "malloc_conf"]
 static JEMALLOC_OPTIONS: &[u8; 36] = b"dirty_decay_ms:-1,muzzy_decay_ms:-1\0";
 
+/// How often the pages no allocation uses go back to the kernel. Every batch has its own
+/// padded length, so freed blocks rarely fit the next step's tensors exactly and kept pages
+/// pile up: a full run grew to 22 GB in 1,290 steps and was killed. Each purge costs the page
+/// faults of refilling the working set: every 30 s that was about a tenth of the steps' speed
+/// (Zen 5, bench/RESULTS.md); every 120 s the kept pages grow by about 1 GB in between.
+const PURGE_INTERVAL: Duration = Duration::from_secs(120);
+
+/// Returns every arena's unused (dirty) pages to the kernel now.
+fn purge_unused_pages() {
+    // "arena.<MALLCTL_ARENAS_ALL>.purge" (jemalloc.h: MALLCTL_ARENAS_ALL is 4096): every
+    // arena, no argument, no result.
+    let name = b"arena.4096.purge\0";
+    // SAFETY: a NUL-terminated control name whose command reads and writes nothing.
+    let status = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            name.as_ptr().cast(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if status != 0 {
+        eprintln!("finetune: warning: jemalloc purge failed ({status})");
+    }
+}
+
 fn main() -> ExitCode {
     let config = TrainConfig::parse();
+    std::thread::spawn(|| loop {
+        std::thread::sleep(PURGE_INTERVAL);
+        purge_unused_pages();
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     if let Err(e) = ctrlc::set_handler(move || {

@@ -8,6 +8,7 @@ pub mod proto;
 pub mod quantize;
 pub mod rowwise;
 pub mod smooth;
+pub mod summary;
 pub mod weights;
 
 use thiserror::Error;

@@ -5,5 +5,6 @@
 pub mod batch;
 pub mod decode;
 pub mod features;
+pub mod numbers;
 pub mod squad;
 pub mod text;

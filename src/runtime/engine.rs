@@ -19,6 +19,7 @@ use thiserror::Error;
 use crate::model::manifest::{ModelManifest, FP32_GRAPH, INT8_GRAPH};
 use crate::onnx::portable::graph_worst_pair_sum;
 use crate::onnx::proto::ModelProto;
+use crate::onnx::summary::GraphSummary;
 use crate::qa::batch::{BatchLogits, PaddedBatch};
 use crate::runtime::cpu::CpuFeatures;
 
@@ -122,6 +123,7 @@ pub struct Engine {
     session: Session,
     manifest: ModelManifest,
     graph: PathBuf,
+    summary: GraphSummary,
 }
 
 /// Finds the ONNX Runtime library: `ORT_DYLIB_PATH`, else the `libonnxruntime.so*` in
@@ -230,11 +232,11 @@ pub fn batch_inputs(
 /// Warns when an int8 graph can saturate this CPU's 16-bit int8 lanes (no VNNI or AMX): its
 /// answers would then differ from those measured elsewhere. Graphs bertqa exports now cannot;
 /// older ones are fixed by `bertqa make-portable`.
-fn warn_if_saturating(graph: &Path) {
-    let worst = std::fs::read(graph)
-        .ok()
-        .and_then(|bytes| ModelProto::decode(bytes.as_slice()).ok())
-        .and_then(|model| graph_worst_pair_sum(&model.graph?).ok().flatten());
+fn warn_if_saturating(graph: &Path, model: &ModelProto) {
+    let worst = model
+        .graph
+        .as_ref()
+        .and_then(|g| graph_worst_pair_sum(g).ok().flatten());
     if let Some((weight, sum)) = worst.filter(|(_, sum)| *sum > i16::MAX as u32) {
         tracing::warn!(
             weight,
@@ -263,11 +265,19 @@ impl Engine {
                 manifest.graphs
             )));
         }
+        // Read once: the session is built from these bytes, and the summary and the
+        // saturation check come from the same decoded message.
+        let bytes = std::fs::read(&graph)
+            .map_err(|e| folder_error(format!("{file} cannot be read: {e}")))?;
+        let model = ModelProto::decode(bytes.as_slice())
+            .map_err(|e| folder_error(format!("{file} is not an ONNX model: {e}")))?;
+        let summary = GraphSummary::of(&model);
         let cpu = CpuFeatures::detect();
         tracing::info!(cpu = ?cpu.names(), graph = file, "CPU extensions ONNX Runtime can use");
         if config.int8 && config.device == DeviceKind::Cpu && !cpu.int8_products_are_exact() {
-            warn_if_saturating(&graph);
+            warn_if_saturating(&graph, &model);
         }
+        drop(model);
         let mut builder = session_builder(config.threads)?;
         if config.device == DeviceKind::Cuda {
             let cuda = ep::CUDA::default();
@@ -281,7 +291,7 @@ impl Engine {
             })?;
         }
         let session = builder
-            .commit_from_file(&graph)
+            .commit_from_memory(&bytes)
             .map_err(|e| folder_error(format!("{file} does not load: {e}")))?;
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
@@ -292,10 +302,12 @@ impl Engine {
                 "{file} has inputs {inputs:?} and outputs {outputs:?}, not a bertqa graph"
             )));
         }
+        drop(bytes);
         let mut engine = Self {
             session,
             manifest,
             graph,
+            summary,
         };
         // Token id 0 exists in every vocabulary (it is [PAD] in BERT's).
         let warm = PaddedBatch {
@@ -317,6 +329,11 @@ impl Engine {
     /// The graph file in use.
     pub fn graph(&self) -> &Path {
         &self.graph
+    }
+
+    /// What the graph in use holds (architecture, weight format).
+    pub fn summary(&self) -> &GraphSummary {
+        &self.summary
     }
 
     /// Start and end logits (row-major `[B, L]`) of a padded batch; a graph that returns any

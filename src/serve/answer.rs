@@ -3,16 +3,16 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tracing::instrument;
 use utoipa::ToSchema;
 
-use super::body::{from_value, JsonBody};
+use super::body::{parse_json, JsonBytes};
 use super::error::{ApiError, ErrorBody};
 use super::queue::Priority;
-use super::{off_runtime, AppState};
+use super::trace::RequestRecord;
+use super::AppState;
 use crate::qa::decode::{decode, DecodeConfig, Prediction};
 
 /// Most ranked answers a request may ask for (the decoder's n-best).
@@ -22,19 +22,28 @@ pub const MAX_TOP_K: usize = 20;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerRequest {
-    /// The question.
-    #[schema(example = "Which NFL team represented the AFC at Super Bowl 50?")]
-    pub question: String,
-    /// The text that holds the answer.
+    /// The question (not only white space).
     #[schema(
-        example = "The American Football Conference (AFC) champion Denver Broncos defeated the National Football Conference (NFC) champion Carolina Panthers 24-10."
+        example = "Which NFL team represented the AFC at Super Bowl 50?",
+        min_length = 1,
+        pattern = "\\S"
+    )]
+    pub question: String,
+    /// The text that holds the answer (not only white space; at most `--max-context-chars`
+    /// characters, the `maxLength` of the document this server serves).
+    #[schema(
+        example = "The American Football Conference (AFC) champion Denver Broncos defeated the National Football Conference (NFC) champion Carolina Panthers 24-10.",
+        min_length = 1,
+        pattern = "\\S"
     )]
     pub context: String,
     /// How many ranked answers to return (1 to 20); above 1 the response has `answers`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::qa::numbers::optional_whole")]
+    #[schema(minimum = 1, maximum = 20)]
     pub top_k: Option<usize>,
-    /// Longest answer in tokens (default: the model's).
-    #[serde(default)]
+    /// Longest answer in tokens, 1 to the window length (default: the model's).
+    #[serde(default, deserialize_with = "crate::qa::numbers::optional_whole")]
+    #[schema(minimum = 1)]
     pub max_answer_len: Option<usize>,
 }
 
@@ -51,13 +60,23 @@ pub enum AnswerInput {
 }
 
 impl AnswerInput {
-    /// A list is `Many`, anything else `One`: decided on the JSON's shape, so that a bad field
-    /// is reported with its path (`[1].top_k`) instead of serde's "no variant matched".
-    fn from_json(body: Value) -> Result<Self, ApiError> {
-        Ok(match body {
-            Value::Array(items) => Self::Many(from_value(Value::Array(items))?),
-            other => Self::One(from_value(other)?),
-        })
+    /// Parses a body once: a list (`[` first) is `Many`, anything else `One`, so that a bad
+    /// field is reported with its path (`[1].top_k`) instead of serde's "no variant matched".
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'[') {
+            parse_json(body).map(Self::Many)
+        } else {
+            parse_json(body).map(Self::One)
+        }
+    }
+
+    /// The questions, in order.
+    fn into_requests(self) -> Vec<AnswerRequest> {
+        match self {
+            Self::One(request) => vec![request],
+            Self::Many(requests) => requests,
+        }
     }
 }
 
@@ -104,6 +123,7 @@ pub enum AnswerOutput {
     responses(
         (status = 200, description = "The answers", body = AnswerOutput),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No API key or a wrong one (with --api-key)", body = ErrorBody),
         (status = 413, description = "Body or context too large", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
@@ -115,52 +135,59 @@ pub enum AnswerOutput {
 #[instrument(skip_all)]
 pub async fn answer(
     State(state): State<Arc<AppState>>,
-    JsonBody(body): JsonBody<Value>,
+    Extension(record): Extension<Arc<RequestRecord>>,
+    JsonBytes(body): JsonBytes,
 ) -> Result<Json<AnswerOutput>, ApiError> {
-    let _permit = state.admit()?;
-    match AnswerInput::from_json(body)? {
-        AnswerInput::Many(requests) => {
-            if requests.is_empty() || requests.len() > state.config.max_client_batch_size {
-                return Err(ApiError::Validation(format!(
-                    "send 1 to {} questions per request, not {}",
-                    state.config.max_client_batch_size,
-                    requests.len()
-                )));
-            }
-            for request in &requests {
-                validate(&state, request)?;
-            }
-            let mut pending = tokio::task::JoinSet::new();
-            for (index, request) in requests.into_iter().enumerate() {
-                let state = state.clone();
-                pending.spawn(async move { (index, answer_one(&state, request).await) });
-            }
-            let mut answers: Vec<Option<AnswerResponse>> = vec![None; pending.len()];
-            while let Some(joined) = pending.join_next().await {
-                let (index, result) = joined.map_err(|e| ApiError::Internal(e.to_string()))?;
-                answers[index] = Some(result?);
-            }
-            Ok(Json(AnswerOutput::Many(
-                answers.into_iter().flatten().collect(),
-            )))
-        }
-        AnswerInput::One(request) => {
-            validate(&state, &request)?;
-            Ok(Json(AnswerOutput::One(answer_one(&state, request).await?)))
-        }
+    let _request = state.admit(1)?;
+    let input = state.pool.run(move || AnswerInput::parse(&body)).await??;
+    let many = matches!(input, AnswerInput::Many(_));
+    let requests = input.into_requests();
+    let limit = state.config.max_client_batch_size;
+    if requests.is_empty() || requests.len() > limit {
+        return Err(ApiError::Validation(format!(
+            "send 1 to {limit} questions per request, not {}",
+            requests.len()
+        )));
     }
+    for request in &requests {
+        validate(&state, request)?;
+    }
+    // The request's own permit counts as its first question.
+    let _others = state.admit(requests.len() - 1)?;
+    let mut pending = tokio::task::JoinSet::new();
+    for (index, request) in requests.into_iter().enumerate() {
+        let (state, record) = (state.clone(), record.clone());
+        pending.spawn(async move { (index, answer_one(&state, request, &record).await) });
+    }
+    let mut answers: Vec<Option<AnswerResponse>> = vec![None; pending.len()];
+    while let Some(joined) = pending.join_next().await {
+        let (index, result) = joined.map_err(|e| ApiError::Internal(e.to_string()))?;
+        answers[index] = Some(result?);
+    }
+    let mut answers = answers.into_iter().flatten();
+    Ok(Json(if many {
+        AnswerOutput::Many(answers.collect())
+    } else {
+        let one = answers.next();
+        AnswerOutput::One(one.ok_or_else(|| ApiError::Internal("no answer".into()))?)
+    }))
 }
 
 fn validate(state: &AppState, request: &AnswerRequest) -> Result<(), ApiError> {
-    if request.question.trim().is_empty() {
-        return Err(ApiError::Validation("question is empty".into()));
+    if !has_content(&request.question) {
+        return Err(ApiError::Validation(
+            "question is empty or only white space".into(),
+        ));
     }
-    if request.context.trim().is_empty() {
-        return Err(ApiError::Validation("context is empty".into()));
+    if !has_content(&request.context) {
+        return Err(ApiError::Validation(
+            "context is empty or only white space".into(),
+        ));
     }
     let chars = request.context.chars().count();
     if chars > state.config.max_context_chars {
-        return Err(ApiError::PayloadTooLarge(format!(
+        // 422, not 413: the body fits, a field breaks the document's `maxLength`.
+        return Err(ApiError::Validation(format!(
             "context has {chars} characters; the limit is {}",
             state.config.max_context_chars
         )));
@@ -182,7 +209,25 @@ fn validate(state: &AppState, request: &AnswerRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn answer_one(state: &AppState, request: AnswerRequest) -> Result<AnswerResponse, ApiError> {
+/// True when `text` has a character that is not white space as the published `\S` pattern
+/// means it (ECMAScript's `\s`: Unicode's space separators, line terminators, BOM, tabs), so
+/// the server accepts exactly what the OpenAPI document allows.
+fn has_content(text: &str) -> bool {
+    const OTHER_SPACES: [char; 9] = [
+        '\t', '\n', '\u{b}', '\u{c}', '\r', '\u{feff}', '\u{2028}', '\u{2029}', '\u{a0}',
+    ];
+    text.chars().any(|c| {
+        !OTHER_SPACES.contains(&c)
+            && unicode_general_category::get_general_category(c)
+                != unicode_general_category::GeneralCategory::SpaceSeparator
+    })
+}
+
+async fn answer_one(
+    state: &AppState,
+    request: AnswerRequest,
+    record: &RequestRecord,
+) -> Result<AnswerResponse, ApiError> {
     let AnswerRequest {
         question,
         context,
@@ -190,21 +235,25 @@ async fn answer_one(state: &AppState, request: AnswerRequest) -> Result<AnswerRe
         max_answer_len,
     } = request;
     let context: Arc<str> = context.into();
-    let windows = Arc::new(state.tokenize(question, context.clone()).await?);
-    let logits = state
+    let windows = Arc::new(state.tokenize(question, context.clone(), record).await?);
+    let inferred = state
         .batcher
         .infer(windows.clone(), Priority::Interactive)
         .await?;
+    record.inferred(&inferred);
+    let logits = inferred.logits;
     let decode_config = DecodeConfig {
         max_answer_len: max_answer_len.unwrap_or(state.answer_len),
         ..DecodeConfig::default()
     };
     let with_null = state.with_null;
-    let prediction = off_runtime(move || {
-        decode(&context, &windows, &logits, &decode_config, with_null)
-            .map_err(|e| ApiError::Internal(e.to_string()))
-    })
-    .await??;
+    let prediction = state
+        .pool
+        .run(move || {
+            decode(&context, &windows, &logits, &decode_config, with_null)
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await??;
     Ok(respond(&prediction, top_k.unwrap_or(1), with_null))
 }
 

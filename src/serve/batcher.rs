@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::error::ApiError;
+use super::health::{AliveGuard, InferenceHealth};
 use super::metrics::Metrics;
 use super::queue::{BatchBudget, Decision, Priority, WindowQueue};
 use crate::qa::batch::{BatchLogits, PaddedBatch};
@@ -20,7 +21,18 @@ use crate::qa::decode::WindowLogits;
 use crate::qa::features::Window;
 use crate::runtime::engine::Engine;
 
-type Reply = oneshot::Sender<Result<Vec<WindowLogits>, ApiError>>;
+type Reply = oneshot::Sender<Result<Inferred, ApiError>>;
+
+/// One question's logits, with where its time went (for the timing headers and spans).
+#[derive(Debug)]
+pub struct Inferred {
+    /// One row per window, in the order the windows were given.
+    pub logits: Vec<WindowLogits>,
+    /// From submission until the first batch holding one of its windows started.
+    pub queue_time: Duration,
+    /// Time of the batches that held its windows.
+    pub inference_time: Duration,
+}
 
 /// One question's windows on their way to the inference thread.
 struct Job {
@@ -33,6 +45,8 @@ struct Job {
 struct JobState {
     windows: Arc<Vec<Window>>,
     since: Instant,
+    queue_time: Option<Duration>,
+    inference_time: Duration,
     rows: Vec<WindowLogits>,
     remaining: usize,
     reply: Reply,
@@ -44,6 +58,21 @@ enum Message {
     Job(Job),
     /// Finish what is queued, then end the thread.
     Stop,
+    /// A failure to act out (tests of the health checks only).
+    #[cfg(feature = "test-hooks")]
+    Fault(Fault),
+}
+
+/// Failures the health tests make the inference thread act out.
+#[cfg(feature = "test-hooks")]
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// The thread panics.
+    Panic,
+    /// The thread blocks this long before its next batch.
+    Wedge(Duration),
+    /// The next N batches fail as if ONNX Runtime had.
+    FailBatches(u32),
 }
 
 /// A queued window: its job, its index in the job, and the job's priority (so that the
@@ -56,6 +85,7 @@ pub struct BatcherHandle {
     sender: mpsc::Sender<Message>,
     interactive_queued: Arc<AtomicUsize>,
     capacity: usize,
+    health: Arc<InferenceHealth>,
 }
 
 impl BatcherHandle {
@@ -67,7 +97,8 @@ impl BatcherHandle {
         &self,
         windows: Arc<Vec<Window>>,
         priority: Priority,
-    ) -> Result<Vec<WindowLogits>, ApiError> {
+    ) -> Result<Inferred, ApiError> {
+        let _waiting = self.health.work_submitted();
         let count = windows.len();
         let interactive = priority == Priority::Interactive;
         if interactive {
@@ -100,6 +131,12 @@ impl BatcherHandle {
     pub fn stop(&self) {
         let _ = self.sender.send(Message::Stop);
     }
+
+    /// Makes the inference thread act out `fault` (health tests only).
+    #[cfg(feature = "test-hooks")]
+    pub fn inject(&self, fault: Fault) {
+        let _ = self.sender.send(Message::Fault(fault));
+    }
 }
 
 /// Starts the inference thread; it ends after [`BatcherHandle::stop`] (or once every handle
@@ -110,6 +147,7 @@ pub fn spawn(
     budget: BatchBudget,
     capacity: usize,
     metrics: Metrics,
+    health: Arc<InferenceHealth>,
 ) -> std::io::Result<(BatcherHandle, JoinHandle<()>)> {
     let (sender, receiver) = mpsc::channel();
     let interactive_queued = Arc::new(AtomicUsize::new(0));
@@ -122,14 +160,19 @@ pub fn spawn(
         queue: WindowQueue::default(),
         jobs: HashMap::new(),
         next_id: 0,
+        health: health.clone(),
+        #[cfg(feature = "test-hooks")]
+        failing_batches: 0,
     };
+    let alive = health.thread_started();
     let thread = std::thread::Builder::new()
         .name("bertqa-inference".into())
-        .spawn(move || batcher.run(&receiver))?;
+        .spawn(move || batcher.run(&receiver, alive))?;
     let handle = BatcherHandle {
         sender,
         interactive_queued,
         capacity,
+        health,
     };
     Ok((handle, thread))
 }
@@ -143,10 +186,14 @@ struct Batcher {
     queue: WindowQueue<Slot>,
     jobs: HashMap<u64, JobState>,
     next_id: u64,
+    health: Arc<InferenceHealth>,
+    #[cfg(feature = "test-hooks")]
+    failing_batches: u32,
 }
 
 impl Batcher {
-    fn run(&mut self, receiver: &mpsc::Receiver<Message>) {
+    /// The thread's life; `_alive` tells the health checks when it ends, however it ends.
+    fn run(&mut self, receiver: &mpsc::Receiver<Message>, _alive: AliveGuard) {
         let mut stopping = false;
         loop {
             while let Ok(message) = receiver.try_recv() {
@@ -184,6 +231,15 @@ impl Batcher {
                 false
             }
             Message::Stop => true,
+            #[cfg(feature = "test-hooks")]
+            Message::Fault(fault) => {
+                match fault {
+                    Fault::Panic => panic!("injected fault: the inference thread panics"),
+                    Fault::Wedge(how_long) => std::thread::sleep(how_long),
+                    Fault::FailBatches(n) => self.failing_batches = n,
+                }
+                false
+            }
         }
     }
 
@@ -205,6 +261,8 @@ impl Batcher {
                 rows: vec![WindowLogits::default(); count],
                 remaining: count,
                 since: job.since,
+                queue_time: None,
+                inference_time: Duration::ZERO,
                 windows: job.windows,
                 reply: job.reply,
             },
@@ -269,10 +327,11 @@ impl Batcher {
             let waited = started.saturating_duration_since(self.jobs[id].since);
             self.metrics.queue_seconds.observe(waited.as_secs_f64());
         }
-        let result = self.engine.run(&padded);
-        self.metrics
-            .inference_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let result = self.infer(&padded);
+        let took = started.elapsed();
+        self.health.batch_finished(result.is_ok());
+        self.metrics.inference_seconds.observe(took.as_secs_f64());
+        self.time_jobs(&members, started, took);
         self.metrics.batch_windows.observe(padded.batch_size as f64);
         self.metrics
             .batch_tokens
@@ -287,11 +346,35 @@ impl Batcher {
                 tracing::error!(%error, windows = members.len(), "inference failed");
                 for (id, _) in &members {
                     if let Some(job) = self.jobs.remove(id) {
-                        let _ = job.reply.send(Err(ApiError::Internal(error.to_string())));
+                        let _ = job.reply.send(Err(ApiError::Internal(error.clone())));
                     }
                 }
             }
         }
+    }
+
+    /// Charges a batch that started at `started` and took `took` to each job it held.
+    fn time_jobs(&mut self, members: &[(u64, usize)], started: Instant, took: Duration) {
+        let mut ids: Vec<u64> = members.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.queue_time
+                    .get_or_insert_with(|| started.saturating_duration_since(job.since));
+                job.inference_time += took;
+            }
+        }
+    }
+
+    /// One batch through the engine (or a failure the health tests asked for).
+    fn infer(&mut self, padded: &PaddedBatch) -> Result<BatchLogits, String> {
+        #[cfg(feature = "test-hooks")]
+        if self.failing_batches > 0 {
+            self.failing_batches -= 1;
+            return Err("injected fault: the batch fails".into());
+        }
+        self.engine.run(padded).map_err(|e| e.to_string())
     }
 
     /// Hands row `row` of a batch's logits to window `index` of job `id`.
@@ -311,7 +394,11 @@ impl Batcher {
         if job.remaining == 0 {
             if let Some(job) = self.jobs.remove(&id) {
                 // The requester may have left meanwhile; nothing to do then.
-                let _ = job.reply.send(Ok(job.rows));
+                let _ = job.reply.send(Ok(Inferred {
+                    logits: job.rows,
+                    queue_time: job.queue_time.unwrap_or_default(),
+                    inference_time: job.inference_time,
+                }));
             }
         }
     }

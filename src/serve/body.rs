@@ -3,16 +3,18 @@
 //! path of the offending field).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// A JSON body, already parsed into `T` (use `serde_json::Value` to decide the shape later).
-pub struct JsonBody<T>(pub T);
+/// The bytes of a JSON body (Content-Type checked, size limit applied), left unparsed so that
+/// the handler parses them once, into its own type, off the async workers.
+pub struct JsonBytes(pub Bytes);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
@@ -23,8 +25,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 if media.is_empty() { "none" } else { &media }
             )));
         }
-        let bytes = read_bytes(request, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        read_bytes(request, state).await.map(JsonBytes)
+    }
+}
+
+/// Query parameters parsed into `T`; a bad one is a 422 in the JSON error shape (axum's own
+/// `Query` answers in plain text).
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(params)| Self(params))
+            .map_err(|r| ApiError::Validation(r.body_text()))
     }
 }
 
@@ -62,14 +77,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .end()
         .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     Ok(value)
-}
-
-/// Converts an already-parsed JSON value into `T`; shape errors name the field (422).
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::Validation(format!("at {path}: {}", e.into_inner()))
-    })
 }
 
 #[cfg(test)]

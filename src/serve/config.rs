@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use super::auth::ApiKey;
 use crate::model::manifest::ModelManifest;
 use crate::qa::features::WindowConfig;
 use crate::runtime::engine::{DeviceKind, GraphChoice};
@@ -17,6 +18,15 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+/// A feature that can be turned on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Turned on.
+    On,
+    /// Turned off.
+    Off,
 }
 
 /// Settings of the HTTP service.
@@ -53,18 +63,27 @@ pub struct ServeConfig {
     /// How long a lone window may wait for others to share its batch.
     #[arg(long, env = "BERTQA_MAX_BATCH_DELAY_MS", default_value_t = 2)]
     pub max_batch_delay_ms: u64,
-    /// Requests handled at once; more get 429 with Retry-After.
-    #[arg(long, env = "BERTQA_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
-    pub max_concurrent_requests: usize,
+    /// Questions handled at once (a batch-form request counts each of its questions, an
+    /// evaluation counts one); more get 429 with Retry-After.
+    #[arg(
+        long,
+        alias = "max-concurrent-requests",
+        env = "BERTQA_MAX_CONCURRENT_QUESTIONS",
+        default_value_t = 512
+    )]
+    pub max_concurrent_questions: usize,
+    /// Threads that parse, tokenize and decode requests (default: one per core).
+    #[arg(long, env = "BERTQA_TOKENIZER_WORKERS")]
+    pub tokenizer_workers: Option<usize>,
     /// `/answer` windows waiting for inference at most; a request that would exceed it gets
     /// 429. An evaluation's windows do not count: it keeps only a few batches queued itself.
     #[arg(long, env = "BERTQA_MAX_QUEUED_WINDOWS", default_value_t = 4096)]
     pub max_queued_windows: usize,
     /// Questions in one batch-form `/answer` request.
-    #[arg(long, env = "BERTQA_MAX_CLIENT_BATCH_SIZE", default_value_t = 64)]
+    #[arg(long, env = "BERTQA_MAX_CLIENT_BATCH_SIZE", default_value_t = DEFAULT_MAX_CLIENT_BATCH_SIZE)]
     pub max_client_batch_size: usize,
     /// Longest context accepted, in characters.
-    #[arg(long, env = "BERTQA_MAX_CONTEXT_CHARS", default_value_t = 100_000)]
+    #[arg(long, env = "BERTQA_MAX_CONTEXT_CHARS", default_value_t = DEFAULT_MAX_CONTEXT_CHARS)]
     pub max_context_chars: usize,
     /// Window length (default: the model folder's bertqa.json).
     #[arg(long, env = "BERTQA_MAX_SEQ_LEN")]
@@ -81,10 +100,49 @@ pub struct ServeConfig {
     /// Largest `/evaluate` body in bytes (also the most a gzip upload may inflate to, x4).
     #[arg(long, env = "BERTQA_EVALUATE_PAYLOAD_LIMIT", default_value_t = 64 * 1024 * 1024)]
     pub evaluate_payload_limit: usize,
+    /// `/health` fails when work has waited this long with no inference batch finishing
+    /// (a wedged inference thread), so the orchestrator restarts the server.
+    #[arg(long, env = "BERTQA_STALL_TIMEOUT_SECS", default_value_t = 60)]
+    pub stall_timeout_secs: u64,
+    /// API keys that `/answer` (and `/evaluate`, unless it has its own) accept as
+    /// `Authorization: Bearer KEY`; several with commas. Without any, the routes are open.
+    #[arg(
+        long = "api-key",
+        env = "BERTQA_API_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<ApiKey>,
+    /// Keys for `/evaluate` only (then the `--api-key` keys do not open it).
+    #[arg(
+        long = "evaluate-api-key",
+        env = "BERTQA_EVALUATE_API_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub evaluate_api_keys: Vec<ApiKey>,
+    /// Whether `POST /evaluate` is served (off: 404).
+    #[arg(long, env = "BERTQA_EVALUATE", value_enum, default_value_t = Switch::On)]
+    pub evaluate: Switch,
+    /// `/metrics` needs an `--api-key` too (by default it is open, like the probes).
+    #[arg(long, env = "BERTQA_METRICS_AUTH")]
+    pub metrics_auth: bool,
+    /// Origins browsers may call the API from (CORS), several with commas; `*` for any.
+    #[arg(
+        long = "cors-allow-origin",
+        env = "BERTQA_CORS_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
     /// Log line format.
     #[arg(long, env = "BERTQA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
+
+/// Default `--max-context-chars` (also the `maxLength` in `openapi.yaml`).
+pub const DEFAULT_MAX_CONTEXT_CHARS: usize = 100_000;
+/// Default `--max-client-batch-size` (also the `maxItems` in `openapi.yaml`).
+pub const DEFAULT_MAX_CLIENT_BATCH_SIZE: usize = 64;
 
 /// Longest window any BERT checkpoint supports (position embeddings).
 const MAX_POSITIONS: usize = 512;
@@ -97,6 +155,13 @@ impl ServeConfig {
             .parse()
             .or_else(|_| format!("[{host}]:{}", self.port).parse())
             .map_err(|_| format!("--host {} is not an IP address", self.host))
+    }
+
+    /// Tokenizer pool threads: the flag, else one per core.
+    pub fn tokenizer_workers(&self) -> usize {
+        self.tokenizer_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 
     /// The window geometry: the model's, with this config's overrides.
@@ -118,7 +183,8 @@ impl ServeConfig {
         let window = self.window(manifest);
         let positive = [
             ("--max-batch-size", self.max_batch_size),
-            ("--max-concurrent-requests", self.max_concurrent_requests),
+            ("--max-concurrent-questions", self.max_concurrent_questions),
+            ("--tokenizer-workers", self.tokenizer_workers()),
             ("--max-client-batch-size", self.max_client_batch_size),
             ("--max-context-chars", self.max_context_chars),
             ("--payload-limit", self.payload_limit),
@@ -148,8 +214,27 @@ impl ServeConfig {
                 self.max_queued_windows, self.max_batch_size
             ));
         }
+        self.validate_access()?;
         self.graph.int8(manifest, self.device)?;
         self.address().map(|_| ())
+    }
+
+    /// Access settings that contradict each other.
+    fn validate_access(&self) -> Result<(), String> {
+        if self.metrics_auth && self.api_keys.is_empty() {
+            return Err("--metrics-auth needs at least one --api-key".into());
+        }
+        if self.evaluate == Switch::Off && !self.evaluate_api_keys.is_empty() {
+            return Err("--evaluate-api-key is set but --evaluate is off".into());
+        }
+        for origin in &self.cors_allow_origins {
+            if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
+                return Err(format!(
+                    "--cors-allow-origin {origin:?} is not a valid origin"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -35,9 +35,15 @@ pub enum ApiError {
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
-    /// No such route.
-    #[error("no route {0}")]
+    /// The inference thread is dead, wedged or failing: the server needs a restart.
+    #[error("unhealthy: {0}")]
+    Unhealthy(String),
+    /// No such route (or one this server has turned off).
+    #[error("{0}")]
     NotFound(String),
+    /// No API key, or a wrong one, for a route that needs one.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -53,8 +59,12 @@ pub struct ErrorBody {
     pub error: String,
     /// Stable machine-readable kind: `invalid_json`, `bad_request`, `validation`,
     /// `payload_too_large`, `unsupported_media_type`, `overloaded`, `evaluation_running`,
-    /// `unavailable`, `not_found`, `method_not_allowed`, `internal`.
+    /// `unavailable`, `unhealthy`, `not_found`, `unauthorized`, `method_not_allowed`,
+    /// `internal`.
     pub error_type: String,
+    /// The request's id (the `x-request-id` header), to find its log lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -66,8 +76,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Overloaded(_) | Self::EvaluationRunning => StatusCode::TOO_MANY_REQUESTS,
-            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ShuttingDown | Self::Unhealthy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,7 +95,9 @@ impl ApiError {
             Self::Overloaded(_) => "overloaded",
             Self::EvaluationRunning => "evaluation_running",
             Self::ShuttingDown => "unavailable",
+            Self::Unhealthy(_) => "unhealthy",
             Self::NotFound(_) => "not_found",
+            Self::Unauthorized(_) => "unauthorized",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal",
         }
@@ -109,15 +122,23 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %self, "request refused");
         }
+        let message = self.to_string();
         let body = ErrorBody {
-            error: self.to_string(),
+            error: message.clone(),
             error_type: self.error_type().to_string(),
+            request_id: None,
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"bertqa\""),
+            );
         }
         if refused_before_the_body_is_read(status) {
             // hyper closes a connection whose request body was left unread; saying so keeps
@@ -126,9 +147,10 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        response
-            .extensions_mut()
-            .insert(ErrorKind(self.error_type()));
+        response.extensions_mut().insert(ErrorReport {
+            error_type: self.error_type(),
+            message,
+        });
         response
     }
 }
@@ -141,16 +163,23 @@ fn refused_before_the_body_is_read(status: StatusCode) -> bool {
         StatusCode::PAYLOAD_TOO_LARGE
             | StatusCode::UNSUPPORTED_MEDIA_TYPE
             | StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::UNAUTHORIZED
     )
 }
 
-/// Marks an error response with its `error_type`, for the metrics layer.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorKind(pub &'static str);
+/// Marks an error response with what it says, for the tracking middleware (which counts it
+/// and writes the request id into its body).
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    /// The `error_type`.
+    pub error_type: &'static str,
+    /// The `error` text.
+    pub message: String,
+}
 
 /// The router's fallback: unknown routes answer in our JSON shape too.
 pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(uri.path().to_string())
+    ApiError::NotFound(format!("no route {}", uri.path()))
 }
 
 /// The router's method fallback: a known route with the wrong method.
@@ -180,6 +209,8 @@ mod tests {
             (ApiError::Overloaded("x".into()), 429, "overloaded"),
             (ApiError::EvaluationRunning, 429, "evaluation_running"),
             (ApiError::ShuttingDown, 503, "unavailable"),
+            (ApiError::Unhealthy("x".into()), 503, "unhealthy"),
+            (ApiError::Unauthorized("x".into()), 401, "unauthorized"),
             (ApiError::Internal("x".into()), 500, "internal"),
         ];
         for (error, status, kind) in cases {
@@ -189,7 +220,9 @@ mod tests {
             let retry = response.headers().get(header::RETRY_AFTER).is_some();
             assert_eq!(retry, status == 429 || status == 503);
             let close = response.headers().get(header::CONNECTION);
-            let expected = [413, 415, 429].contains(&status).then_some("close");
+            let expected = [401, 413, 415, 429].contains(&status).then_some("close");
+            let challenge = response.headers().get(header::WWW_AUTHENTICATE).is_some();
+            assert_eq!(challenge, status == 401);
             assert_eq!(close.and_then(|v| v.to_str().ok()), expected, "{status}");
         }
     }

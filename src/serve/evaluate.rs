@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use tracing::instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::batcher::BatcherHandle;
-use super::body::{media_type, read_bytes};
+use super::body::{media_type, read_bytes, QueryParams};
 use super::error::{ApiError, ErrorBody};
 use super::queue::Priority;
 use super::{off_runtime, AppState};
@@ -28,12 +28,14 @@ use crate::qa::decode::DecodeConfig;
 use crate::qa::decode::WindowLogits;
 use crate::qa::features::Window;
 use crate::qa::squad::metrics::{self, Scores};
-use crate::qa::squad::{parse_squad_within, Example, LoadError};
+use crate::qa::squad::{parse_squad_within, Example, LoadError, SquadFile};
 
 /// Query options of `/evaluate`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EvaluateQuery {
     /// Only the first N questions of the file.
+    #[param(minimum = 1, nullable = false)]
     pub limit: Option<usize>,
     /// Include every prediction (id -> answer) in the response.
     #[serde(default)]
@@ -86,27 +88,30 @@ const GROUP_BATCHES: usize = 4;
     path = "/evaluate",
     params(EvaluateQuery),
     request_body(
-        description = "A SQuAD file: application/json, application/gzip (or Content-Encoding: gzip), or a multipart/form-data upload",
+        description = "A SQuAD v1.1 or v2.0 file. Also accepted, with the same content: application/gzip (or Content-Encoding: gzip) and a multipart/form-data upload of the file",
         content_type = "application/json",
-        content = Object
+        content = SquadFile
     ),
     responses(
         (status = 200, description = "Scores", body = EvaluateResponse),
         (status = 400, description = "Malformed JSON, gzip or form", body = ErrorBody),
+        (status = 401, description = "No API key or a wrong one (with --api-key or --evaluate-api-key)", body = ErrorBody),
+        (status = 404, description = "Turned off on this server (--evaluate off)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Unsupported Content-Type", body = ErrorBody),
-        (status = 422, description = "Not a SQuAD file", body = ErrorBody),
-        (status = 429, description = "Another evaluation is running", body = ErrorBody),
+        (status = 422, description = "Not a SQuAD file, or bad query parameters", body = ErrorBody),
+        (status = 429, description = "Another evaluation is running, or too much work in progress", body = ErrorBody),
+        (status = 503, description = "Shutting down", body = ErrorBody),
     ),
     tag = "qa"
 )]
 #[instrument(skip_all, fields(limit = query.limit))]
 pub async fn evaluate(
     State(state): State<Arc<AppState>>,
-    Query(query): Query<EvaluateQuery>,
+    QueryParams(query): QueryParams<EvaluateQuery>,
     request: Request,
 ) -> Result<Json<EvaluateResponse>, ApiError> {
-    let _permit = state.admit()?;
+    let _permit = state.admit(1)?;
     let only_one = state
         .evaluation
         .clone()
@@ -122,6 +127,11 @@ pub async fn evaluate(
     result.map(Json)
 }
 
+/// `/evaluate` on a server started with `--evaluate off`.
+pub async fn turned_off() -> ApiError {
+    ApiError::NotFound("/evaluate is turned off on this server (--evaluate off)".into())
+}
+
 async fn run(
     state: &Arc<AppState>,
     query: EvaluateQuery,
@@ -133,12 +143,14 @@ async fn run(
     let inflate_limit = state.config.evaluate_payload_limit.saturating_mul(4);
     let dataset = off_runtime(move || {
         let parsed = parse_squad_within(&bytes, "the request body", inflate_limit);
-        parsed
-            .map(|d| match query.limit {
-                Some(n) => d.truncated(n),
-                None => d,
-            })
-            .map_err(load_error)
+        let dataset = parsed.map_err(load_error)?;
+        if let Some(path) = dataset.first_empty_list() {
+            return Err(ApiError::Validation(format!("{path} is empty")));
+        }
+        Ok(match query.limit {
+            Some(n) => dataset.truncated(n),
+            None => dataset,
+        })
     })
     .await??;
     let examples = Arc::new(dataset.examples());
@@ -227,6 +239,7 @@ impl WindowBackend for QueueBackend {
         let windows = Arc::new(group.iter().map(|w| (*w).clone()).collect());
         self.runtime
             .block_on(self.batcher.infer(windows, Priority::Background))
+            .map(|inferred| inferred.logits)
     }
 }
 

@@ -36,9 +36,23 @@ pub struct Metrics {
     pub last_exact_match: Gauge,
     /// F1 of the last finished evaluation, in percent.
     pub last_f1: Gauge,
-    /// Always 1; its labels say which model and graph are served.
-    pub model_info: IntGaugeVec,
+    /// Always 1; its labels are the facts of `GET /info` (model, graph, CPU, version).
+    pub info: IntGaugeVec,
 }
+
+/// Labels of `bertqa_info`, in the order [`crate::serve::info::ServiceInfo::labels`] fills.
+pub const INFO_LABELS: [&str; 10] = [
+    "model",
+    "squad_version",
+    "graph",
+    "weights",
+    "precision",
+    "device",
+    "max_seq_len",
+    "cpu_features",
+    "version",
+    "commit",
+];
 
 fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
     prometheus::exponential_buckets(start, factor, count).unwrap_or_default()
@@ -105,9 +119,9 @@ impl Metrics {
                 "Exact Match (percent) of the last evaluation",
             )?,
             last_f1: Gauge::new("last_evaluation_f1", "F1 (percent) of the last evaluation")?,
-            model_info: IntGaugeVec::new(
-                Opts::new("model_info", "The served model (value is always 1)"),
-                &["model_dir", "graph", "device", "squad_version", "version"],
+            info: IntGaugeVec::new(
+                Opts::new("info", "What is served and where (value is always 1)"),
+                &INFO_LABELS,
             )?,
             registry,
         };
@@ -130,7 +144,7 @@ impl Metrics {
             Box::new(self.evaluations.clone()),
             Box::new(self.last_exact_match.clone()),
             Box::new(self.last_f1.clone()),
-            Box::new(self.model_info.clone()),
+            Box::new(self.info.clone()),
         ];
         collectors
             .into_iter()

@@ -13,16 +13,21 @@
 //! [`metrics`] and [`openapi`].
 
 pub mod answer;
+pub mod auth;
 pub mod batcher;
 pub mod body;
 pub mod config;
 pub mod error;
 pub mod evaluate;
+pub mod health;
+pub mod info;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod pool;
 pub mod probe;
 pub mod queue;
+pub mod trace;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,11 +40,16 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use self::auth::{AccessPolicy, Guarded};
 use self::batcher::BatcherHandle;
-use self::config::ServeConfig;
+use self::config::{ServeConfig, Switch};
 use self::error::ApiError;
+use self::health::{InferenceHealth, Verdict};
+use self::info::ServiceInfo;
 use self::metrics::Metrics;
+use self::pool::CpuPool;
 use self::queue::BatchBudget;
+use self::trace::RequestRecord;
 use crate::qa::features::{Featurizer, Window, WindowConfig};
 use crate::runtime::engine::{Engine, EngineConfig};
 
@@ -57,10 +67,18 @@ pub struct AppState {
     pub featurizer: Arc<Featurizer>,
     /// The inference thread.
     pub batcher: BatcherHandle,
+    /// The inference thread's vital signs, for `/health` and `/ready`.
+    pub health: Arc<InferenceHealth>,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// Requests in progress, at most `--max-concurrent-requests`.
-    requests: Arc<Semaphore>,
+    /// Which keys open which routes.
+    pub access: AccessPolicy,
+    /// What `GET /info` says.
+    pub info: ServiceInfo,
+    /// Threads for requests' CPU work (parsing, tokenizing, decoding).
+    pub pool: CpuPool,
+    /// Questions in progress, at most `--max-concurrent-questions`.
+    questions: Arc<Semaphore>,
     /// One evaluation at a time.
     pub evaluation: Arc<Semaphore>,
     /// Set once shutdown begins: readiness fails and new work is refused.
@@ -68,33 +86,41 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Admits one request, or refuses it (429 when too many run, 503 while draining).
-    pub fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+    /// Admits `questions` questions, or refuses them all (429 when that many more would
+    /// exceed `--max-concurrent-questions`, 503 while draining). An evaluation counts as one.
+    pub fn admit(&self, questions: usize) -> Result<OwnedSemaphorePermit, ApiError> {
         if self.draining.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
         }
-        self.requests.clone().try_acquire_owned().map_err(|_| {
-            ApiError::Overloaded(format!(
-                "more than {} requests in progress",
-                self.config.max_concurrent_requests
-            ))
-        })
+        let limit = self.config.max_concurrent_questions;
+        let count = u32::try_from(questions).unwrap_or(u32::MAX);
+        self.questions
+            .clone()
+            .try_acquire_many_owned(count)
+            .map_err(|_| {
+                ApiError::Overloaded(format!(
+                    "{questions} more questions would exceed the {limit} in progress allowed"
+                ))
+            })
     }
 
-    /// Windows of one question, built on the blocking pool (tokenizing is CPU work).
+    /// Windows of one question, built on the CPU pool; what it took goes in `record`.
     pub async fn tokenize(
         &self,
         question: String,
         context: Arc<str>,
+        record: &RequestRecord,
     ) -> Result<Vec<Window>, ApiError> {
         let featurizer = self.featurizer.clone();
         let started = Instant::now();
-        let windows = off_runtime(move || featurizer.windows(&question, &context))
+        let windows = self
+            .pool
+            .run(move || featurizer.windows(&question, &context))
             .await?
             .map_err(|e| ApiError::Validation(e.to_string()))?;
-        self.metrics
-            .tokenize_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        self.metrics.tokenize_seconds.observe(took.as_secs_f64());
+        record.tokenized(windows.len(), took);
         Ok(windows)
     }
 
@@ -104,8 +130,8 @@ impl AppState {
     }
 }
 
-/// Runs CPU work (tokenizing, parsing, decoding) on tokio's blocking pool so it never stalls
-/// the async workers that accept and answer connections.
+/// Runs long CPU work (an evaluation's parse and prediction loop, one at a time) on tokio's
+/// blocking pool so it never stalls the async workers that accept and answer connections.
 pub async fn off_runtime<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -137,29 +163,29 @@ impl Service {
         let window = config.window(&manifest);
         let featurizer = Featurizer::from_file(&config.model_dir.join("tokenizer.json"), window)?;
         let metrics = Metrics::new()?;
-        metrics
-            .model_info
-            .with_label_values(&[
-                &config.model_dir.display().to_string(),
-                &engine.graph().display().to_string(),
-                &format!("{:?}", config.device).to_lowercase(),
-                manifest.squad_version.as_str(),
-                env!("CARGO_PKG_VERSION"),
-            ])
-            .set(1);
-        tracing::info!(graph = %engine.graph().display(), device = ?config.device, "model loaded");
+        let info = ServiceInfo::new(&config, &manifest, &engine, window);
+        metrics.info.with_label_values(&info.labels()).set(1);
+        tracing::info!(
+            graph = %engine.graph().display(),
+            weights = info.graph.weights,
+            layers = info.architecture.layers,
+            device = ?config.device,
+            "model loaded"
+        );
         let budget = BatchBudget {
             max_windows: config.max_batch_size,
             max_tokens: config.max_batch_tokens,
             max_delay: Duration::from_millis(config.max_batch_delay_ms),
         };
         let pad_id = featurizer.pad_id();
+        let health = InferenceHealth::new(Duration::from_secs(config.stall_timeout_secs));
         let (batcher, inference) = batcher::spawn(
             engine,
             pad_id,
             budget,
             config.max_queued_windows,
             metrics.clone(),
+            health.clone(),
         )?;
         let state = Arc::new(AppState {
             window,
@@ -167,8 +193,16 @@ impl Service {
             with_null: manifest.allows_no_answer(),
             featurizer: Arc::new(featurizer),
             batcher,
+            health,
             metrics,
-            requests: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+            info,
+            access: AccessPolicy::new(
+                &config.api_keys,
+                &config.evaluate_api_keys,
+                config.metrics_auth,
+            ),
+            pool: CpuPool::start(config.tokenizer_workers())?,
+            questions: Arc::new(Semaphore::new(config.max_concurrent_questions)),
             evaluation: Arc::new(Semaphore::new(1)),
             draining: AtomicBool::new(false),
             config,
@@ -181,7 +215,9 @@ impl Service {
     }
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
-    /// requests finish, and stops the inference thread once its queue is empty.
+    /// requests finish, and stops the inference thread once its queue is empty. If the
+    /// inference thread ends on its own (a panic), it shuts down the same way and returns an
+    /// error, so that the process exits non-zero and its container is restarted.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -194,18 +230,29 @@ impl Service {
         } = self;
         let draining = state.clone();
         let signal = async move {
-            shutdown.await;
+            let died = tokio::select! {
+                () = shutdown => false,
+                () = draining.health.ended() => true,
+            };
             draining.draining.store(true, Ordering::SeqCst);
-            tracing::info!("shutting down: finishing in-flight requests");
+            if died {
+                tracing::error!("the inference thread stopped: shutting down");
+            } else {
+                tracing::info!("shutting down: finishing in-flight requests");
+            }
         };
         axum::serve(listener, router)
             .with_graceful_shutdown(signal)
             .await?;
+        let died = state.health.verdict() == Verdict::Stopped;
         state.batcher.stop();
         tokio::task::spawn_blocking(move || inference.join())
             .await
             .map_err(std::io::Error::other)?
             .map_err(|_| std::io::Error::other("the inference thread panicked"))?;
+        if died {
+            return Err(std::io::Error::other("the inference thread stopped"));
+        }
         tracing::info!("stopped");
         Ok(())
     }
@@ -213,26 +260,80 @@ impl Service {
 
 fn router(state: Arc<AppState>) -> Router {
     let config = &state.config;
+    let guard = |route: Guarded| {
+        axum::middleware::from_fn_with_state((state.clone(), route), auth::require)
+    };
+    let evaluate = match config.evaluate {
+        Switch::On => post(evaluate::evaluate),
+        Switch::Off => post(evaluate::turned_off),
+    };
     let api = Router::new()
         .route(
             "/answer",
-            post(answer::answer).layer(DefaultBodyLimit::max(config.payload_limit)),
+            post(answer::answer)
+                .layer(DefaultBodyLimit::max(config.payload_limit))
+                .layer(guard(Guarded::Answer)),
         )
         .route(
             "/evaluate",
-            post(evaluate::evaluate).layer(DefaultBodyLimit::max(config.evaluate_payload_limit)),
+            evaluate
+                .layer(DefaultBodyLimit::max(config.evaluate_payload_limit))
+                .layer(guard(Guarded::Evaluate)),
         )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
+        .route("/info", get(info::info))
+        .route("/metrics", get(ops::metrics).layer(guard(Guarded::Metrics)))
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::route_not_found)
         .with_state(state.clone());
-    openapi::mount(api)
-        .layer(axum::middleware::from_fn_with_state(state, ops::track))
+    let limits = openapi::ContractLimits {
+        max_context_chars: config.max_context_chars,
+        max_client_batch_size: config.max_client_batch_size,
+        max_answer_len: state.window.max_seq_len,
+    };
+    let router = openapi::mount(api, &limits)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             ops::panic_response,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            trace::track,
+        ));
+    match cors(&state.config.cors_allow_origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
+}
+
+/// The CORS layer for `origins` (none: no CORS headers, browsers keep the same-origin rule).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allowed = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allowed)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                trace::REQUEST_ID,
+            ])
+            .expose_headers([
+                trace::REQUEST_ID,
+                trace::TOKENIZATION_TIME,
+                trace::QUEUE_TIME,
+                trace::INFERENCE_TIME,
+            ]),
+    )
 }
 
 /// Resolves on SIGTERM or Ctrl-C: what Kubernetes and a terminal send to stop us.

@@ -119,6 +119,11 @@ impl TestServer {
         }
     }
 
+    /// True once the server has stopped (by itself, or after a shutdown).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_some_and(JoinHandle::is_finished)
+    }
+
     /// Waits for a server whose shutdown was begun.
     pub async fn join(mut self) -> std::io::Result<()> {
         self.task.take().unwrap().await.unwrap()

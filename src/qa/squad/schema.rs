@@ -9,37 +9,42 @@ use serde::{Deserialize, Serialize};
 
 use crate::qa::text::CharIndex;
 
-/// A whole SQuAD file: `{"version", "data": [articles]}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A whole SQuAD file: `{"version", "data": [articles]}`. (The schema, also published as the
+/// `/evaluate` body, asks for at least one article, paragraph and question in each list, which
+/// [`SquadFile::first_empty_list`] checks.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SquadFile {
     /// "1.1" or "v2.0" in the official files; absent in some hand-made ones.
     #[serde(default)]
     pub version: String,
     /// The articles, in file order (scores are summed in this order, like the official scripts).
+    #[schema(min_items = 1)]
     pub data: Vec<Article>,
 }
 
 /// One Wikipedia article.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Article {
     /// The article title; only informative.
     #[serde(default)]
     pub title: String,
     /// Its paragraphs, each with the questions asked about it.
+    #[schema(min_items = 1)]
     pub paragraphs: Vec<Paragraph>,
 }
 
 /// One context paragraph and its questions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Paragraph {
     /// The passage answers are extracted from.
     pub context: String,
     /// The questions about this passage.
+    #[schema(min_items = 1)]
     pub qas: Vec<QuestionAnswers>,
 }
 
 /// One question with its gold answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuestionAnswers {
     /// Unique id: the key of prediction files.
     pub id: String,
@@ -57,11 +62,12 @@ pub struct QuestionAnswers {
 }
 
 /// A gold answer: its text and where it starts in the context, in characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Answer {
     /// The answer as written in the context.
     pub text: String,
     /// Character (not byte) offset of the answer in the context.
+    #[serde(deserialize_with = "crate::qa::numbers::whole")]
     pub answer_start: usize,
 }
 
@@ -220,6 +226,25 @@ impl SquadFile {
         out
     }
 
+    /// The JSON path of the first empty list of articles, paragraphs or questions, if any:
+    /// such a file is not what the published schema describes.
+    pub fn first_empty_list(&self) -> Option<String> {
+        if self.data.is_empty() {
+            return Some("data".into());
+        }
+        for (a, article) in self.data.iter().enumerate() {
+            if article.paragraphs.is_empty() {
+                return Some(format!("data[{a}].paragraphs"));
+            }
+            for (p, paragraph) in article.paragraphs.iter().enumerate() {
+                if paragraph.qas.is_empty() {
+                    return Some(format!("data[{a}].paragraphs[{p}].qas"));
+                }
+            }
+        }
+        None
+    }
+
     /// Checks every answer offset against its text.
     pub fn check_answers(&self) -> AnswerCheck {
         let mut check = AnswerCheck::default();
@@ -254,7 +279,11 @@ impl Example {
 }
 
 fn answer_matches(context: &str, index: &CharIndex, answer: &Answer) -> bool {
-    let end = answer.answer_start + answer.text.chars().count();
+    // An offset near usize::MAX (any whole number is read, bench: schemathesis) is simply
+    // not in the context.
+    let Some(end) = answer.answer_start.checked_add(answer.text.chars().count()) else {
+        return false;
+    };
     index.slice(context, answer.answer_start, end) == Some(answer.text.as_str())
 }
 
@@ -330,5 +359,15 @@ mod tests {
         assert!(serde_json::from_str::<SquadVersion>("\"3.0\"").is_err());
         assert_eq!(serde_json::to_string(&SquadVersion::V2).unwrap(), "\"2.0\"");
         assert_eq!(SquadVersion::V1.as_str(), "1.1");
+    }
+
+    #[test]
+    fn an_offset_at_the_end_of_the_numbers_is_a_broken_offset_not_a_panic() {
+        let far = Answer {
+            text: "café".into(),
+            answer_start: usize::MAX,
+        };
+        let squad = file("1.1", vec![far], false);
+        assert!(squad.examples()[0].answers.is_empty());
     }
 }

@@ -1,0 +1,81 @@
+//! Whole numbers read from JSON as JSON Schema reads them: `14.0` is an integer there (the
+//! OpenAPI document says `type: integer`), while serde's `usize` refuses it. Clients that
+//! write every number as a float (JavaScript, some JSON encoders) are therefore accepted.
+
+use serde::de::{self, Deserializer, Visitor};
+
+struct WholeNumber;
+
+impl Visitor<'_> for WholeNumber {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a non-negative whole number")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<usize, E> {
+        usize::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<usize, E> {
+        usize::try_from(v).map_err(|_| E::custom(format!("{v} is negative")))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<usize, E> {
+        // Whole numbers past usize (written as floats, or beyond u64) saturate: every use
+        // here (an offset, a count, a limit) means the same at usize::MAX as above it.
+        if v.fract() == 0.0 && v >= 0.0 {
+            Ok(v as usize)
+        } else {
+            Err(E::custom(format!("{v} is not a non-negative whole number")))
+        }
+    }
+}
+
+/// `deserialize_with` for a `usize` field.
+pub fn whole<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    deserializer.deserialize_any(WholeNumber)
+}
+
+/// `deserialize_with` for an `Option<usize>` field (absent or `null` is `None`).
+pub fn optional_whole<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<usize>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole")] usize);
+    let value: Option<Whole> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(value.map(|Whole(n)| n))
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, serde::Deserialize)]
+    struct Fields {
+        #[serde(deserialize_with = "super::whole")]
+        count: usize,
+        #[serde(default, deserialize_with = "super::optional_whole")]
+        limit: Option<usize>,
+    }
+
+    fn parse(text: &str) -> Result<Fields, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    #[test]
+    fn integral_floats_are_whole_numbers_and_fractions_or_negatives_are_not() {
+        let f = parse(r#"{"count": 14.0, "limit": 3}"#).unwrap();
+        assert_eq!((f.count, f.limit), (14, Some(3)));
+        let f = parse(r#"{"count": 0, "limit": null}"#).unwrap();
+        assert_eq!((f.count, f.limit), (0, None));
+        assert_eq!(parse(r#"{"count": 1}"#).unwrap().limit, None);
+        assert_eq!(parse(r#"{"count": 1e300}"#).unwrap().count, usize::MAX);
+        for bad in [
+            r#"{"count": 1.5}"#,
+            r#"{"count": -1}"#,
+            r#"{"count": "1"}"#,
+            r#"{"count": -0.5}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}
