@@ -1,16 +1,18 @@
 //! `bertqa serve`: the HTTP service.
 //!
 //! ```text
-//! handler ─► validate ─► tokenize (blocking pool) ─► BatcherHandle::infer ─┐
-//!                                                                          ▼
-//!            inference thread: WindowQueue::decide ─► Engine::run ─► oneshot per question
-//!                                                                          │
-//! handler ◄─ JSON ◄─ decode (blocking pool) ◄──────────────────────────────┘
+//! trace ─► auth ─► handler ─► parse + tokenize (CPU pool) ─► BatcherHandle::infer ─┐
+//!                                                                                  ▼
+//!                  inference thread: WindowQueue::decide ─► Engine::run ─► oneshot per question
+//!                                                                                  │
+//! trace ◄─ JSON ◄─ handler ◄─ decode (CPU pool) ◄───────────────────────────────────┘
 //! ```
 //! Rooms: [`config`] (flags), [`queue`] (the pure batching rule), [`batcher`] (the thread
-//! that drives it), [`answer`] and [`evaluate`] (the routes), [`ops`] (health, readiness,
-//! metrics), [`error`] (one error type → status codes), [`body`] (request bodies),
-//! [`metrics`] and [`openapi`].
+//! that drives it), [`health`] (its vital signs), [`pool`] (threads for requests' CPU work),
+//! [`answer`] and [`evaluate`] (the routes), [`ops`] and [`info`] (health, readiness, metrics,
+//! facts), [`auth`] (API keys), [`trace`] (request ids, timings, access log, request metrics),
+//! [`error`] (one error type → status codes), [`body`] (request bodies), [`metrics`] and
+//! [`openapi`].
 
 pub mod answer;
 pub mod auth;
