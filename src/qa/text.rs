@@ -3,7 +3,9 @@
 //! SQuAD offsets count Unicode scalar values (Python `str` indices) while Rust slices by
 //! bytes; every conversion goes through [`CharIndex`] so that no code path can slice inside
 //! a UTF-8 sequence. The official SQuAD tools are Python, so their notion of whitespace is
-//! mirrored here too.
+//! mirrored here too, beside ECMAScript's, which the OpenAPI document's patterns use.
+
+use unicode_general_category::{get_general_category, GeneralCategory};
 
 /// Maps character (Unicode scalar) offsets of one string to byte offsets, because SQuAD
 /// answers and our API speak characters while Rust strings are sliced by bytes.
@@ -41,6 +43,17 @@ pub fn is_python_whitespace(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
+/// White space as ECMAScript's `\s` (and so the `pattern` keyword of JSON Schema) defines it:
+/// tab, line feed, vertical tab, form feed, carriage return, no-break space, the BOM, the line
+/// and paragraph separators, and every Unicode space separator (Zs). Unlike Unicode's
+/// White_Space it excludes U+0085 and includes U+FEFF.
+pub fn is_ecmascript_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | '\u{a0}' | '\u{feff}' | '\u{2028}' | '\u{2029}'
+    ) || get_general_category(c) == GeneralCategory::SpaceSeparator
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +67,16 @@ mod tests {
         assert_eq!(index.slice(text, 8, 12), Some("café"));
         assert_eq!(index.slice(text, 8, 13), None);
         assert_eq!(index.slice(text, 3, 2), None);
+    }
+
+    #[test]
+    fn ecmascript_whitespace_is_not_unicode_white_space() {
+        for c in [' ', '\t', '\u{a0}', '\u{3000}', '\u{feff}', '\u{2029}'] {
+            assert!(is_ecmascript_whitespace(c), "{c:?}");
+        }
+        for c in ['a', '\u{85}', '\u{200b}', '\u{1c}'] {
+            assert!(!is_ecmascript_whitespace(c), "{c:?}");
+        }
     }
 
     #[test]

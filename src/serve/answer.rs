@@ -14,6 +14,7 @@ use super::queue::Priority;
 use super::trace::RequestRecord;
 use super::AppState;
 use crate::qa::decode::{decode, DecodeConfig, Prediction};
+use crate::qa::text::is_ecmascript_whitespace;
 
 /// Most ranked answers a request may ask for (the decoder's n-best).
 pub const MAX_TOP_K: usize = 20;
@@ -209,18 +210,10 @@ fn validate(state: &AppState, request: &AnswerRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// True when `text` has a character that is not white space as the published `\S` pattern
-/// means it (ECMAScript's `\s`: Unicode's space separators, line terminators, BOM, tabs), so
-/// the server accepts exactly what the OpenAPI document allows.
+/// True when `text` matches the published `\S` pattern (a character that is not ECMAScript
+/// white space), so the server accepts exactly what the OpenAPI document allows.
 fn has_content(text: &str) -> bool {
-    const OTHER_SPACES: [char; 9] = [
-        '\t', '\n', '\u{b}', '\u{c}', '\r', '\u{feff}', '\u{2028}', '\u{2029}', '\u{a0}',
-    ];
-    text.chars().any(|c| {
-        !OTHER_SPACES.contains(&c)
-            && unicode_general_category::get_general_category(c)
-                != unicode_general_category::GeneralCategory::SpaceSeparator
-    })
+    text.chars().any(|c| !is_ecmascript_whitespace(c))
 }
 
 async fn answer_one(
