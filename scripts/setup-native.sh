@@ -9,19 +9,22 @@
 # Only the package registries are reachable here, so nothing is fetched from anywhere else.
 # Idempotent: each part is skipped when its stamp matches. Wheels are cached in
 # $BERTQA_WHEEL_CACHE (default ~/.cache/bertqa/wheels) so fresh clones (CI) do not download again.
-# Usage: scripts/setup-native.sh [--no-libtorch] [--gpu]
+# Usage: scripts/setup-native.sh [--no-libtorch] [--no-pretrained] [--gpu]
+# (the container build takes only ONNX Runtime: --no-libtorch --no-pretrained)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NATIVE="${BERTQA_NATIVE_DIR:-$ROOT/native}"
 CACHE="${BERTQA_WHEEL_CACHE:-$HOME/.cache/bertqa/wheels}"
 WANT_LIBTORCH=1
+WANT_PRETRAINED=1
 ORT_PACKAGE=onnxruntime
 for arg in "$@"; do
   case "$arg" in
     --no-libtorch) WANT_LIBTORCH=0 ;;
+    --no-pretrained) WANT_PRETRAINED=0 ;;
     --gpu) ORT_PACKAGE=onnxruntime-gpu ;;
-    *) echo "setup-native: unknown argument '$arg' (known: --no-libtorch, --gpu)" >&2; exit 2 ;;
+    *) echo "setup-native: unknown argument '$arg' (known: --no-libtorch, --no-pretrained, --gpu)" >&2; exit 2 ;;
   esac
 done
 
@@ -132,6 +135,6 @@ setup_libtorch() {
 }
 
 setup_onnxruntime
-setup_pretrained
+if [[ "$WANT_PRETRAINED" == 1 ]]; then setup_pretrained; fi
 if [[ "$WANT_LIBTORCH" == 1 ]]; then setup_libtorch; fi
 log "ready in $NATIVE"

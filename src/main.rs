@@ -44,8 +44,23 @@ enum Command {
     Predict(PredictArgs),
 }
 
-fn serve(config: ServeConfig) -> anyhow::Result<()> {
+/// Runs the server with its log set up first, so that a failure to start or a crash is one line
+/// of that log (a JSON line in containers, where log collectors parse every line), not a bare
+/// stderr line after it.
+fn serve_logged(config: ServeConfig) -> anyhow::Result<()> {
     init_logging(config.log_format);
+    serve(config).map_err(|error| {
+        tracing::error!(error = format!("{error:#}"), "bertqa serve failed");
+        Logged.into()
+    })
+}
+
+/// A failure already written to the log: `main` only sets the exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("(already logged)")]
+struct Logged;
+
+fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let address = config
         .address()
         .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
@@ -63,9 +78,9 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(config) => serve(*config),
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(config) => serve_logged(*config),
         Command::Probe { url, timeout_secs } => {
             let status =
                 bertqa::serve::probe::probe(&url, std::time::Duration::from_secs(timeout_secs))
@@ -89,8 +104,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<Logged>() => ExitCode::FAILURE,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
