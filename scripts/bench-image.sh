@@ -10,22 +10,17 @@ cd "$(dirname "$0")/.."
 questions="${1:-2000}"
 levels="${2:-1,32}"
 rounds="${3:-3}"
-data="${BERTQA_SQUAD_DIR:-../shared/data/squad}/dev-v1.1.json.gz"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bertqa/target}"
-export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/native/onnxruntime/libonnxruntime.so.1.31.1}"
-cargo build --quiet --release --bin bertqa
-cargo bench --quiet --bench load --no-run 2>/dev/null
+# shellcheck source=scripts/lib/load.sh
+source scripts/lib/load.sh
+load_setup
 server=
 trap '[[ -n $server ]] && kill "$server" 2>/dev/null; podman rm -f bertqa-bench >/dev/null 2>&1 || true' EXIT
-load() { # PORT LABEL
-  cargo bench --quiet --bench load -- "http://127.0.0.1:$1/answer" "$data" "$questions" "$levels" "$2" 2>/dev/null
-}
 lines=""
 for ((round = 1; round <= rounds; round++)); do
   "$CARGO_TARGET_DIR/release/bertqa" serve --host 127.0.0.1 --port 18090 --log-format json >/dev/null 2>&1 &
   server=$!
   scripts/wait-ready.sh 18090
-  lines+="$(load 18090 bare)"$'\n'
+  lines+="$(load 18090 bare "$questions" "$levels")"$'\n'
   kill -TERM "$server" && wait "$server" || true
   server=
   for network in bridge host; do
@@ -39,27 +34,12 @@ box.wait_ready()
 print(box.port)
 PY
 )"
-    lines+="$(load "$port" "container-$network")"$'\n'
+    lines+="$(load "$port" "container-$network" "$questions" "$levels")"$'\n'
     podman rm -f bertqa-bench >/dev/null 2>&1
   done
 done
 echo "$lines"
-table="$(echo "$lines" | python3 -c '
-import re, sys, statistics
-rows = {}
-for line in sys.stdin:
-    m = re.match(r"(\S+) c=(\d+): ([\d.]+) q/s p50=([\d.]+) p95=([\d.]+) p99=([\d.]+) ms", line)
-    if m:
-        rows.setdefault(int(m[2]), {}).setdefault(m[1], []).append([float(x) for x in m.groups()[2:]])
-print("| clients | bare q/s (each round) | container, bridge | container, host network | bridge / bare | host network / bare | p50 ms bare / bridge / host |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
-mean = lambda runs, i: statistics.mean(run[i] for run in runs)
-each = lambda runs: ", ".join("%.1f" % run[0] for run in runs)
-for c, r in sorted(rows.items()):
-    bare, bridge, host = r["bare"], r["container-bridge"], r["container-host"]
-    print("| %d | %s | %s | %s | %.3f | %.3f | %.1f / %.1f / %.1f |" % (c, each(bare), each(bridge), each(host),
-        mean(bridge, 0) / mean(bare, 0), mean(host, 0) / mean(bare, 0), mean(bare, 1), mean(bridge, 1), mean(host, 1)))
-')"
+table="$(echo "$lines" | python3 scripts/lib/load_table.py)"
 # shellcheck source=scripts/lib/cpu.sh
 source scripts/lib/cpu.sh
 cpu="$(cpu_summary)"

@@ -152,6 +152,67 @@ async fn concurrent_requests_batched_together_get_their_unbatched_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_workers_share_the_batches_and_give_one_workers_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = model(&dir);
+    let examples = dev_examples(48);
+    let bodies: Vec<Value> = examples
+        .iter()
+        .map(|e| json!({"question": e.question, "context": &*e.context}))
+        .collect();
+    let one = TestServer::start(config(
+        &folder,
+        &["--max-batch-size", "1", "--graph", "fp32"],
+    ))
+    .await;
+    let mut expected = vec![];
+    for body in &bodies {
+        let (status, answer) = one.post_json("/answer", body).await;
+        assert_eq!(status, 200, "{answer}");
+        expected.push(answer);
+    }
+    one.stop().await.unwrap();
+
+    // Small batches, so that the 48 questions make many batches for 3 workers to share.
+    let flags = ["--workers", "3", "--max-batch-size", "4", "--graph", "fp32"];
+    let three = TestServer::start(config(&folder, &flags)).await;
+    let handles: Vec<_> = bodies
+        .iter()
+        .map(|body| {
+            let (client, url, body) = (three.client.clone(), three.url("/answer"), body.clone());
+            tokio::spawn(async move {
+                let response = client.post(url).json(&body).send().await.unwrap();
+                response.json::<Value>().await.unwrap()
+            })
+        })
+        .collect();
+    for (handle, want) in handles.into_iter().zip(&expected) {
+        let got = handle.await.unwrap();
+        // Each worker runs the same graph: neither the worker nor the batch-mates may
+        // change an answer (fp32, as in the batching test above).
+        assert_eq!(
+            (&got["answer"], &got["start"], &got["end"]),
+            (&want["answer"], &want["start"], &want["end"])
+        );
+    }
+    let (_, info) = three.get_text("/info").await;
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(
+        (info["workers"].as_u64(), info["threads"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let (_, text) = three.get_text("/metrics").await;
+    let busy = (0..3)
+        .filter(|w| {
+            let series = format!("bertqa_worker_batches_total{{worker=\"{w}\"}}");
+            metric(&text, &series).unwrap_or(0.0) > 0.0
+        })
+        .count();
+    assert!(busy >= 2, "only {busy} of 3 workers ran a batch:\n{text}");
+    three.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn overload_gets_429_with_retry_after_and_the_server_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let flags = [

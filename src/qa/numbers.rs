@@ -47,6 +47,24 @@ pub fn optional_whole<'de, D: Deserializer<'de>>(
     Ok(value.map(|Whole(n)| n))
 }
 
+/// `deserialize_with` for an `Option<usize>` query parameter. A query string carries numbers
+/// as text, of any length: digits only, and past usize it saturates as above (the OpenAPI
+/// document sets no maximum, so any whole number is valid there).
+pub fn optional_query_whole<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<usize>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    text.map(|text| {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(de::Error::custom(format!(
+                "{text:?} is not a non-negative whole number"
+            )));
+        }
+        Ok(text.parse::<usize>().unwrap_or(usize::MAX))
+    })
+    .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(Debug, serde::Deserialize)]
@@ -76,6 +94,24 @@ mod tests {
             r#"{"count": -0.5}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_numbers_are_digits_of_any_length() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Query {
+            #[serde(default, deserialize_with = "super::optional_query_whole")]
+            limit: Option<usize>,
+        }
+        let parse = |text: &str| serde_json::from_str::<Query>(text).map(|q| q.limit);
+        assert_eq!(parse(r#"{"limit": "12"}"#).unwrap(), Some(12));
+        assert_eq!(parse("{}").unwrap(), None);
+        let huge = parse(r#"{"limit": "1875155126002963185664"}"#).unwrap();
+        assert_eq!(huge, Some(usize::MAX));
+        for bad in ["", "-3", "1.5", "12a", " 7"] {
+            let text = format!(r#"{{"limit": "{bad}"}}"#);
+            assert!(parse(&text).is_err(), "{bad:?} was accepted");
         }
     }
 }

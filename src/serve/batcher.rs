@@ -1,7 +1,8 @@
-//! The inference thread: it owns the ONNX Runtime engine, collects windows from every
-//! request into the [`WindowQueue`], runs the batches the queue decides on, and hands each
-//! request its logits through a oneshot channel. Windows whose requester is gone (client
-//! disconnected, handler dropped) are dropped before they cost any inference.
+//! The inference thread: it collects windows from every request into the [`WindowQueue`],
+//! hands the batches the queue decides on to the first idle [`Workers`] session (it keeps
+//! collecting while they all run, so their next batches fill up), and gives each request its
+//! logits through a oneshot channel. Windows whose requester is gone (client disconnected,
+//! handler dropped) are dropped before they cost any inference.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +17,7 @@ use super::error::ApiError;
 use super::health::{AliveGuard, InferenceHealth};
 use super::metrics::Metrics;
 use super::queue::{BatchBudget, Decision, Priority, WindowQueue};
+use super::workers::{Done, Work, Workers};
 use crate::qa::batch::{BatchLogits, PaddedBatch};
 use crate::qa::decode::WindowLogits;
 use crate::qa::features::Window;
@@ -56,6 +58,8 @@ struct JobState {
 enum Message {
     /// Windows to run.
     Job(Job),
+    /// A worker finished a batch.
+    Done(Done),
     /// Finish what is queued, then end the thread.
     Stop,
     /// A failure to act out (tests of the health checks only).
@@ -139,10 +143,10 @@ impl BatcherHandle {
     }
 }
 
-/// Starts the inference thread; it ends after [`BatcherHandle::stop`] (or once every handle
-/// is dropped) when its queue is empty.
+/// Starts the inference thread and one worker per engine; they end after
+/// [`BatcherHandle::stop`] once the queue is empty and every batch has come back.
 pub fn spawn(
-    engine: Engine,
+    engines: Vec<Engine>,
     pad_id: u32,
     budget: BatchBudget,
     capacity: usize,
@@ -151,8 +155,13 @@ pub fn spawn(
 ) -> std::io::Result<(BatcherHandle, JoinHandle<()>)> {
     let (sender, receiver) = mpsc::channel();
     let interactive_queued = Arc::new(AtomicUsize::new(0));
+    let done = sender.clone();
+    let workers = Workers::start(engines, &health, move |finished| {
+        let _ = done.send(Message::Done(finished));
+    })?;
     let mut batcher = Batcher {
-        engine,
+        idle: (0..workers.count()).rev().collect(),
+        workers: Some(workers),
         pad_id,
         budget,
         metrics,
@@ -178,7 +187,10 @@ pub fn spawn(
 }
 
 struct Batcher {
-    engine: Engine,
+    /// Taken when the thread ends, to stop and join them.
+    workers: Option<Workers>,
+    /// Workers with no batch, the most recently freed last.
+    idle: Vec<usize>,
     pad_id: u32,
     budget: BatchBudget,
     metrics: Metrics,
@@ -204,14 +216,30 @@ impl Batcher {
                 // Nobody waits for company any more: run what is left at once.
                 self.budget.max_delay = Duration::ZERO;
             }
-            let received = match self.queue.decide(Instant::now(), &self.budget) {
-                Decision::Run(batch) => {
-                    self.run_batch(&batch);
-                    continue;
-                }
-                Decision::Idle if stopping => return,
-                Decision::Idle => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Decision::WaitUntil(deadline) => {
+            let all_idle = self.idle.len() == self.workers.as_ref().map_or(0, Workers::count);
+            // None: nothing to do until a message comes; Some: a batch is due by then.
+            let deadline = match self.idle.pop() {
+                Some(worker) => match self.queue.decide(Instant::now(), &self.budget) {
+                    Decision::Run(batch) => {
+                        self.dispatch(worker, &batch);
+                        continue;
+                    }
+                    Decision::Idle => {
+                        self.idle.push(worker);
+                        None
+                    }
+                    Decision::WaitUntil(deadline) => {
+                        self.idle.push(worker);
+                        Some(deadline)
+                    }
+                },
+                // Every worker is busy: wait for one to come back, collecting meanwhile.
+                None => None,
+            };
+            let received = match deadline {
+                None if stopping && all_idle && self.queue.is_empty() => break,
+                None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(deadline) => {
                     receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 }
             };
@@ -221,6 +249,9 @@ impl Batcher {
                 Err(RecvTimeoutError::Disconnected) => stopping = true,
             }
         }
+        if let Some(workers) = self.workers.take() {
+            workers.stop();
+        }
     }
 
     /// Takes in one message; true when it asks the thread to stop.
@@ -228,6 +259,10 @@ impl Batcher {
         match message {
             Message::Job(job) => {
                 self.admit(job);
+                false
+            }
+            Message::Done(done) => {
+                self.finish(done);
                 false
             }
             Message::Stop => true,
@@ -299,7 +334,8 @@ impl Batcher {
         tracing::debug!(dropped, "dropped windows of disconnected clients");
     }
 
-    fn run_batch(&mut self, batch: &[Slot]) {
+    /// Pads a batch the queue decided on and hands it to the idle `worker`.
+    fn dispatch(&mut self, worker: usize, batch: &[Slot]) {
         let interactive = batch
             .iter()
             .filter(|(_, _, priority)| *priority == Priority::Interactive)
@@ -315,6 +351,7 @@ impl Batcher {
             .filter(|(id, _)| self.jobs.contains_key(id))
             .collect();
         if members.is_empty() {
+            self.idle.push(worker);
             return;
         }
         let windows: Vec<&Window> = members
@@ -322,21 +359,44 @@ impl Batcher {
             .map(|(id, i)| &self.jobs[id].windows[*i])
             .collect();
         let padded = PaddedBatch::from_windows(&windows, self.pad_id);
-        let started = Instant::now();
+        let now = Instant::now();
         for (id, _) in &members {
-            let waited = started.saturating_duration_since(self.jobs[id].since);
+            let waited = now.saturating_duration_since(self.jobs[id].since);
             self.metrics.queue_seconds.observe(waited.as_secs_f64());
         }
-        let result = self.infer(&padded);
-        let took = started.elapsed();
-        self.health.batch_finished(result.is_ok());
-        self.metrics.inference_seconds.observe(took.as_secs_f64());
-        self.time_jobs(&members, started, took);
+        let work = Work {
+            members,
+            padded,
+            #[cfg(feature = "test-hooks")]
+            fail: self.take_injected_failure(),
+        };
+        let sent = self.workers.as_ref().is_some_and(|w| w.send(worker, work));
+        if !sent {
+            // Its thread has ended, which the health checks report; the service stops.
+            tracing::error!(worker, "an inference worker has ended");
+        }
+    }
+
+    /// Takes in a batch a worker ran: its timing, then its logits or its failure.
+    fn finish(&mut self, done: Done) {
+        self.idle.push(done.worker);
+        let Work {
+            members, padded, ..
+        } = done.work;
+        self.health.batch_finished(done.result.is_ok());
+        self.metrics
+            .inference_seconds
+            .observe(done.took.as_secs_f64());
+        self.time_jobs(&members, done.started, done.took);
         self.metrics.batch_windows.observe(padded.batch_size as f64);
         self.metrics
             .batch_tokens
             .observe(padded.padded_tokens() as f64);
-        match result {
+        self.metrics
+            .worker_batches
+            .with_label_values(&[&done.worker.to_string()])
+            .inc();
+        match done.result {
             Ok(logits) => {
                 for (row, (id, index)) in members.into_iter().enumerate() {
                     self.deliver(id, index, &padded, &logits, row);
@@ -367,14 +427,12 @@ impl Batcher {
         }
     }
 
-    /// One batch through the engine (or a failure the health tests asked for).
-    fn infer(&mut self, padded: &PaddedBatch) -> Result<BatchLogits, String> {
-        #[cfg(feature = "test-hooks")]
-        if self.failing_batches > 0 {
-            self.failing_batches -= 1;
-            return Err("injected fault: the batch fails".into());
-        }
-        self.engine.run(padded).map_err(|e| e.to_string())
+    /// Whether the next batch is to fail as if ONNX Runtime had (health tests only).
+    #[cfg(feature = "test-hooks")]
+    fn take_injected_failure(&mut self) -> bool {
+        let fail = self.failing_batches > 0;
+        self.failing_batches = self.failing_batches.saturating_sub(1);
+        fail
     }
 
     /// Hands row `row` of a batch's logits to window `index` of job `id`.

@@ -51,8 +51,14 @@ pub struct ServeConfig {
     /// Graph to run.
     #[arg(long, env = "BERTQA_GRAPH", value_enum, default_value_t = GraphChoice::Auto)]
     pub graph: GraphChoice,
-    /// ONNX Runtime intra-op threads (default: all cores).
-    #[arg(long, env = "BERTQA_THREADS")]
+    /// Inference workers: ONNX Runtime sessions running batches side by side, each with
+    /// `--threads` intra-op threads. Several small sessions can keep the cores busier than one
+    /// large one (see bench/RESULTS.md for the CPU measured).
+    #[arg(long, env = "BERTQA_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// ONNX Runtime intra-op threads per worker (default: the cores shared out among the
+    /// workers; with one worker, all cores).
+    #[arg(long, alias = "threads-per-worker", env = "BERTQA_THREADS")]
     pub threads: Option<usize>,
     /// Most padded tokens (windows x longest window) in one inference batch.
     #[arg(long, env = "BERTQA_MAX_BATCH_TOKENS", default_value_t = 8192)]
@@ -157,6 +163,19 @@ impl ServeConfig {
             .map_err(|_| format!("--host {} is not an IP address", self.host))
     }
 
+    /// Intra-op threads of each worker's session: the flag, else the cores shared out among
+    /// the workers (at least one each), else with one worker ONNX Runtime's own default (all
+    /// cores), so that workers never add up to more threads than cores unless asked to.
+    pub fn threads_per_worker(&self) -> Option<usize> {
+        self.threads.or_else(|| {
+            (self.workers > 1).then(|| {
+                let cores =
+                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+                (cores / self.workers).max(1)
+            })
+        })
+    }
+
     /// Tokenizer pool threads: the flag, else one per core.
     pub fn tokenizer_workers(&self) -> usize {
         self.tokenizer_workers.unwrap_or_else(|| {
@@ -191,6 +210,7 @@ impl ServeConfig {
             ("--evaluate-payload-limit", self.evaluate_payload_limit),
             ("--max-answer-len", self.answer_len(manifest)),
             ("--threads", self.threads.unwrap_or(1)),
+            ("--workers", self.workers),
         ];
         if let Some((flag, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{flag} must be at least 1"));
@@ -267,6 +287,23 @@ mod tests {
     }
 
     #[test]
+    fn workers_share_the_cores_unless_threads_are_given() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(parse(&[]).threads_per_worker(), None);
+        assert_eq!(
+            parse(&["--workers", "2"]).threads_per_worker(),
+            Some((cores / 2).max(1))
+        );
+        assert_eq!(
+            parse(&["--workers", "64"]).threads_per_worker(),
+            Some(1),
+            "never less than one thread"
+        );
+        let explicit = parse(&["--workers", "2", "--threads-per-worker", "3"]);
+        assert_eq!(explicit.threads_per_worker(), Some(3));
+    }
+
+    #[test]
     fn defaults_are_valid_and_follow_the_model() {
         let config = parse(&[]);
         assert_eq!(config.validate(&manifest()), Ok(()));
@@ -286,6 +323,7 @@ mod tests {
             (&["--host", "not a host"], "--host"),
             (&["--max-queued-windows", "4"], "--max-queued-windows"),
             (&["--threads", "0"], "--threads"),
+            (&["--workers", "0"], "--workers"),
         ];
         for (args, needle) in cases {
             let err = parse(args).validate(&manifest()).unwrap_err();

@@ -36,6 +36,7 @@ use crate::qa::squad::{parse_squad_within, Example, LoadError, SquadFile};
 pub struct EvaluateQuery {
     /// Only the first N questions of the file.
     #[param(minimum = 1, nullable = false)]
+    #[serde(default, deserialize_with = "crate::qa::numbers::optional_query_whole")]
     pub limit: Option<usize>,
     /// Include every prediction (id -> answer) in the response.
     #[serde(default)]

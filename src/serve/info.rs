@@ -82,7 +82,9 @@ pub struct ServiceInfo {
     pub limits: Limits,
     /// `cpu` or `cuda`.
     pub device: String,
-    /// ONNX Runtime intra-op threads (absent: all cores).
+    /// Inference workers (ONNX Runtime sessions side by side).
+    pub workers: usize,
+    /// ONNX Runtime intra-op threads per worker (absent: all cores).
     pub threads: Option<usize>,
     /// Instruction-set extensions of this CPU that ONNX Runtime's kernels use.
     pub cpu_features: Vec<String>,
@@ -134,7 +136,8 @@ impl ServiceInfo {
                 max_concurrent_questions: config.max_concurrent_questions,
             },
             device: format!("{:?}", config.device).to_lowercase(),
-            threads: config.threads,
+            workers: config.workers,
+            threads: config.threads_per_worker(),
             cpu_features: CpuFeatures::detect()
                 .names()
                 .into_iter()
@@ -146,7 +149,7 @@ impl ServiceInfo {
     }
 
     /// Values of the `bertqa_info` labels, in [`crate::serve::metrics::INFO_LABELS`] order.
-    pub fn labels(&self) -> [String; 10] {
+    pub fn labels(&self) -> [String; 12] {
         [
             self.model.clone(),
             self.squad_version.clone(),
@@ -154,6 +157,8 @@ impl ServiceInfo {
             self.graph.weights.clone(),
             self.graph.precision.clone(),
             self.device.clone(),
+            self.workers.to_string(),
+            self.threads.map_or_else(|| "all".into(), |t| t.to_string()),
             self.window.max_seq_len.to_string(),
             self.cpu_features.join(","),
             self.version.clone(),

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub batch_windows: Histogram,
     /// Padded tokens per batch.
     pub batch_tokens: Histogram,
+    /// Batches run by each inference worker (how evenly `--workers` share the load).
+    pub worker_batches: IntCounterVec,
     /// Windows waiting for inference now.
     pub queue_depth: IntGauge,
     /// Windows dropped before inference because their client went away.
@@ -41,13 +43,15 @@ pub struct Metrics {
 }
 
 /// Labels of `bertqa_info`, in the order [`crate::serve::info::ServiceInfo::labels`] fills.
-pub const INFO_LABELS: [&str; 10] = [
+pub const INFO_LABELS: [&str; 12] = [
     "model",
     "squad_version",
     "graph",
     "weights",
     "precision",
     "device",
+    "workers",
+    "threads",
     "max_seq_len",
     "cpu_features",
     "version",
@@ -105,6 +109,13 @@ impl Metrics {
                 "Padded tokens per inference batch",
                 buckets(64.0, 2.0, 12),
             )?,
+            worker_batches: IntCounterVec::new(
+                Opts::new(
+                    "worker_batches_total",
+                    "Inference batches run by each worker",
+                ),
+                &["worker"],
+            )?,
             queue_depth: IntGauge::new("queue_depth", "Windows waiting for inference")?,
             dropped_windows: IntCounter::new(
                 "dropped_windows_total",
@@ -139,6 +150,7 @@ impl Metrics {
             Box::new(self.inference_seconds.clone()),
             Box::new(self.batch_windows.clone()),
             Box::new(self.batch_tokens.clone()),
+            Box::new(self.worker_batches.clone()),
             Box::new(self.queue_depth.clone()),
             Box::new(self.dropped_windows.clone()),
             Box::new(self.evaluations.clone()),

@@ -30,6 +30,7 @@ pub mod pool;
 pub mod probe;
 pub mod queue;
 pub mod trace;
+pub mod workers;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -158,20 +159,31 @@ impl Service {
         config
             .validate(&manifest)
             .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
-        let engine_config =
-            EngineConfig::for_folder(&manifest, config.graph, config.device, config.threads)
-                .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
-        let engine = Engine::load(&config.model_dir, &engine_config)?;
+        let engine_config = EngineConfig::for_folder(
+            &manifest,
+            config.graph,
+            config.device,
+            config.threads_per_worker(),
+        )
+        .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
+        let engines = (0..config.workers)
+            .map(|_| Engine::load(&config.model_dir, &engine_config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let engine = engines
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("invalid settings: --workers must be at least 1"))?;
         let window = config.window(&manifest);
         let featurizer = Featurizer::from_file(&config.model_dir.join("tokenizer.json"), window)?;
         let metrics = Metrics::new()?;
-        let info = ServiceInfo::new(&config, &manifest, &engine, window);
+        let info = ServiceInfo::new(&config, &manifest, engine, window);
         metrics.info.with_label_values(&info.labels()).set(1);
         tracing::info!(
             graph = %engine.graph().display(),
             weights = info.graph.weights,
             layers = info.architecture.layers,
             device = ?config.device,
+            workers = config.workers,
+            threads_per_worker = ?config.threads_per_worker(),
             "model loaded"
         );
         let budget = BatchBudget {
@@ -182,7 +194,7 @@ impl Service {
         let pad_id = featurizer.pad_id();
         let health = InferenceHealth::new(Duration::from_secs(config.stall_timeout_secs));
         let (batcher, inference) = batcher::spawn(
-            engine,
+            engines,
             pad_id,
             budget,
             config.max_queued_windows,

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Inference workers: HTTP /answer q/s and latency of `bertqa serve` (default model, release
+# build) for each WORKERSxTHREADS configuration, same load client (benches/load.rs), same dev
+# questions, taking turns ROUNDS times in one run. Rewrites the "workers" section of
+# bench/RESULTS.md. Stop anything else using the cores first.
+# Usage: scripts/bench-workers.sh [CONFIGS] [QUESTIONS] [LEVELS] [ROUNDS]
+#   (default "1x2 2x1", 1000, 1,8,32,64, 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+read -r -a configs <<<"${1:-1x2 2x1}"
+questions="${2:-1000}"
+levels="${3:-1,8,32,64}"
+rounds="${4:-2}"
+# shellcheck source=scripts/lib/load.sh
+source scripts/lib/load.sh
+load_setup
+server=
+trap '[[ -n $server ]] && kill "$server" 2>/dev/null || true' EXIT
+lines=""
+for ((round = 1; round <= rounds; round++)); do
+  for config in "${configs[@]}"; do
+    "$CARGO_TARGET_DIR/release/bertqa" serve --host 127.0.0.1 --port 18091 --log-format json \
+      --workers "${config%x*}" --threads "${config#*x}" >/dev/null 2>&1 &
+    server=$!
+    scripts/wait-ready.sh 18091
+    lines+="$(load 18091 "workers-$config" "$questions" "$levels")"$'\n'
+    kill -TERM "$server" && wait "$server" || true
+    server=
+  done
+done
+echo "$lines"
+table="$(echo "$lines" | python3 scripts/lib/load_table.py)"
+# shellcheck source=scripts/lib/cpu.sh
+source scripts/lib/cpu.sh
+section="$(cat <<MD
+<!-- workers:begin -->
+## Inference workers (\`--workers W --threads T\`, written WxT)
+
+\`bertqa serve\` with the default model and settings but for the workers, as the release binary;
+the same load client (\`benches/load.rs\`, on the same cores) sends the first $questions dev v1.1
+questions at each client count; the configurations take turns $rounds times in one run.
+CPU: $(cpu_summary), measured $(date -u +%Y-%m-%d).
+Command: \`scripts/bench-workers.sh "${configs[*]}" $questions $levels $rounds\`.
+
+$table
+<!-- workers:end -->
+MD
+)"
+scripts/bench-section.py bench/RESULTS.md workers "$section"
