@@ -3,12 +3,12 @@
 //! ```text
 //! trace ─► auth ─► handler ─► parse + tokenize (CPU pool) ─► BatcherHandle::infer ─┐
 //!                                                                                  ▼
-//!                  inference thread: WindowQueue::decide ─► Engine::run ─► oneshot per question
+//!   inference thread: WindowQueue::decide ─► idle worker: Engine::run ─► oneshot per question
 //!                                                                                  │
 //! trace ◄─ JSON ◄─ handler ◄─ decode (CPU pool) ◄───────────────────────────────────┘
 //! ```
 //! Rooms: [`config`] (flags), [`queue`] (the pure batching rule), [`batcher`] (the thread
-//! that drives it), [`health`] (its vital signs), [`pool`] (threads for requests' CPU work),
+//! that drives it), [`workers`] (the sessions it hands batches to), [`health`] (its vital signs), [`pool`] (threads for requests' CPU work),
 //! [`answer`] and [`evaluate`] (the routes), [`ops`] and [`info`] (health, readiness, metrics,
 //! facts), [`auth`] (API keys), [`trace`] (request ids, timings, access log, request metrics),
 //! [`error`] (one error type → status codes), [`body`] (request bodies), [`metrics`] and
