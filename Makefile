@@ -47,7 +47,9 @@ image-test: image
 	scripts/image/test.sh
 
 ## Debian's Prometheus scraping the container with deploy/prometheus; the Grafana queries.
-monitoring-test: image
+## Uses bertqa:latest as built (make image), building it only when there is none.
+monitoring-test:
+	podman image exists bertqa:latest || $(MAKE) image
 	scripts/deploy/monitoring-test.sh
 
 ## Feature-building throughput, ours vs Hugging Face, into bench/RESULTS.md.
