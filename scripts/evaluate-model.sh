@@ -13,7 +13,7 @@ threads="${3:-2}"
 data="${BERTQA_SQUAD_DIR:-../shared/data/squad}/dev-v1.1.json.gz"
 train="${BERTQA_SQUAD_DIR:-../shared/data/squad}/train-v1.1-rebuilt.json.gz"
 cargo build --quiet --release --bin bertqa
-bin=target/release/bertqa
+bin="${CARGO_TARGET_DIR:-target}/release/bertqa"
 mkdir -p "$out"
 "$bin" export --checkpoint "$checkpoint" --out "$out/model" --int8 --int8-mode int8-rowwise \
   --calibration-data "$train"
