@@ -13,16 +13,9 @@ rounds="${3:-3}"
 # shellcheck source=scripts/lib/load.sh
 source scripts/lib/load.sh
 load_setup
-server=
-trap '[[ -n $server ]] && kill "$server" 2>/dev/null; podman rm -f bertqa-bench >/dev/null 2>&1 || true' EXIT
-lines=""
+trap 'load_cleanup; podman rm -f bertqa-bench >/dev/null 2>&1 || true' EXIT
 for ((round = 1; round <= rounds; round++)); do
-  "$CARGO_TARGET_DIR/release/bertqa" serve --host 127.0.0.1 --port 18090 --log-format json >/dev/null 2>&1 &
-  server=$!
-  scripts/wait-ready.sh 18090
-  lines+="$(load 18090 bare "$questions" "$levels")"$'\n'
-  kill -TERM "$server" && wait "$server" || true
-  server=
+  load_bare 18090 bare "$questions" "$levels"
   for network in bridge host; do
     port="$(python3 - "$network" <<'PY'
 import sys
@@ -34,12 +27,12 @@ box.wait_ready()
 print(box.port)
 PY
 )"
-    lines+="$(load "$port" "container-$network" "$questions" "$levels")"$'\n'
+    load "$port" "container-$network" "$questions" "$levels"
     podman rm -f bertqa-bench >/dev/null 2>&1
   done
 done
-echo "$lines"
-table="$(echo "$lines" | python3 scripts/lib/load_table.py)"
+echo "$LINES"
+table="$(echo "$LINES" | python3 scripts/lib/load_table.py)"
 # shellcheck source=scripts/lib/cpu.sh
 source scripts/lib/cpu.sh
 cpu="$(cpu_summary)"

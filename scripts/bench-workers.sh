@@ -14,22 +14,15 @@ rounds="${4:-2}"
 # shellcheck source=scripts/lib/load.sh
 source scripts/lib/load.sh
 load_setup
-server=
-trap '[[ -n $server ]] && kill "$server" 2>/dev/null || true' EXIT
-lines=""
+trap load_cleanup EXIT
 for ((round = 1; round <= rounds; round++)); do
   for config in "${configs[@]}"; do
-    "$CARGO_TARGET_DIR/release/bertqa" serve --host 127.0.0.1 --port 18091 --log-format json \
-      --workers "${config%x*}" --threads "${config#*x}" >/dev/null 2>&1 &
-    server=$!
-    scripts/wait-ready.sh 18091
-    lines+="$(load 18091 "workers-$config" "$questions" "$levels")"$'\n'
-    kill -TERM "$server" && wait "$server" || true
-    server=
+    load_bare 18091 "workers-$config" "$questions" "$levels" \
+      --workers "${config%x*}" --threads "${config#*x}"
   done
 done
-echo "$lines"
-table="$(echo "$lines" | python3 scripts/lib/load_table.py)"
+echo "$LINES"
+table="$(echo "$LINES" | python3 scripts/lib/load_table.py)"
 # shellcheck source=scripts/lib/cpu.sh
 source scripts/lib/cpu.sh
 section="$(cat <<MD

@@ -7,13 +7,14 @@ set -eu
 root="$1"
 shift
 for elf in "$@"; do
-  if ldd "$elf" | grep -q 'not found'; then
+  deps="$(ldd "$elf")"
+  if echo "$deps" | grep -q 'not found'; then
     echo "collect-libs: $elf needs a library this builder lacks:" >&2
-    ldd "$elf" | grep 'not found' >&2
+    echo "$deps" | grep 'not found' >&2
     exit 1
   fi
   # "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
-  ldd "$elf" | sed -n -e 's/.*=> \(\/[^ ]*\) .*/\1/p' -e 's/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'
+  echo "$deps" | sed -n -e 's/.*=> \(\/[^ ]*\) .*/\1/p' -e 's/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'
 done | sort -u | while read -r lib; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"

@@ -12,7 +12,29 @@ load_setup() {
   cargo bench --quiet --bench load --no-run 2>/dev/null
 }
 
-# load PORT LABEL QUESTIONS LEVELS: the client's lines for /answer on 127.0.0.1:PORT.
+# load PORT LABEL QUESTIONS LEVELS: the client's lines for /answer on 127.0.0.1:PORT, added to
+# LINES (one per client count).
+LINES=""
 load() {
-  cargo bench --quiet --bench load -- "http://127.0.0.1:$1/answer" "$DATA" "$3" "$4" "$2" 2>/dev/null
+  LINES+="$(cargo bench --quiet --bench load -- "http://127.0.0.1:$1/answer" "$DATA" "$3" "$4" "$2" 2>/dev/null)"$'\n'
+}
+
+# load_bare PORT LABEL QUESTIONS LEVELS [SERVE_FLAG...]: the release `bertqa serve` (default
+# model) with SERVE_FLAGs on 127.0.0.1:PORT, loaded as `load` does, then stopped.
+LOAD_SERVER=""
+load_bare() {
+  local port="$1" label="$2" questions="$3" levels="$4"
+  shift 4
+  "$CARGO_TARGET_DIR/release/bertqa" serve --host 127.0.0.1 --port "$port" --log-format json \
+    "$@" >/dev/null 2>&1 &
+  LOAD_SERVER=$!
+  scripts/wait-ready.sh "$port"
+  load "$port" "$label" "$questions" "$levels"
+  kill -TERM "$LOAD_SERVER" && wait "$LOAD_SERVER" || true
+  LOAD_SERVER=""
+}
+
+# load_cleanup: stops a server load_bare left running (for an EXIT trap).
+load_cleanup() {
+  if [[ -n "$LOAD_SERVER" ]]; then kill "$LOAD_SERVER" 2>/dev/null || true; fi
 }

@@ -6,6 +6,12 @@
 
 use std::sync::OnceLock;
 
+/// Cores this process may use (1 when the system cannot tell): the default for every thread
+/// count that follows the machine (ONNX Runtime's intra-op threads, the serving pools).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// The x86-64 extensions that matter for BERT inference and training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CpuFeatures {

@@ -193,8 +193,7 @@ fn runtime() -> Result<ort::environment::Environment, EngineError> {
 /// threads (None: all cores).
 fn session_builder(threads: Option<usize>) -> Result<SessionBuilder, EngineError> {
     let env = runtime()?;
-    let threads =
-        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let threads = threads.unwrap_or_else(super::cpu::cores);
     let runtime = |e: ort::Error<_>| EngineError::Runtime(e.to_string());
     Session::builder(&env)
         .map_err(|e| EngineError::Runtime(e.to_string()))?

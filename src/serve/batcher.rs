@@ -161,7 +161,7 @@ pub fn spawn(
     })?;
     let mut batcher = Batcher {
         idle: (0..workers.count()).rev().collect(),
-        workers: Some(workers),
+        workers,
         pad_id,
         budget,
         metrics,
@@ -187,8 +187,8 @@ pub fn spawn(
 }
 
 struct Batcher {
-    /// Taken when the thread ends, to stop and join them.
-    workers: Option<Workers>,
+    /// Stopped and joined when the thread ends.
+    workers: Workers,
     /// Workers with no batch, the most recently freed last.
     idle: Vec<usize>,
     pad_id: u32,
@@ -216,7 +216,7 @@ impl Batcher {
                 // Nobody waits for company any more: run what is left at once.
                 self.budget.max_delay = Duration::ZERO;
             }
-            let all_idle = self.idle.len() == self.workers.as_ref().map_or(0, Workers::count);
+            let all_idle = self.idle.len() == self.workers.count();
             // None: nothing to do until a message comes; Some: a batch is due by then.
             let deadline = match self.idle.pop() {
                 Some(worker) => match self.queue.decide(Instant::now(), &self.budget) {
@@ -249,9 +249,7 @@ impl Batcher {
                 Err(RecvTimeoutError::Disconnected) => stopping = true,
             }
         }
-        if let Some(workers) = self.workers.take() {
-            workers.stop();
-        }
+        self.workers.stop();
     }
 
     /// Takes in one message; true when it asks the thread to stop.
@@ -370,8 +368,7 @@ impl Batcher {
             #[cfg(feature = "test-hooks")]
             fail: self.take_injected_failure(),
         };
-        let sent = self.workers.as_ref().is_some_and(|w| w.send(worker, work));
-        if !sent {
+        if !self.workers.send(worker, work) {
             // Its thread has ended, which the health checks report; the service stops.
             tracing::error!(worker, "an inference worker has ended");
         }

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use super::auth::ApiKey;
 use crate::model::manifest::ModelManifest;
 use crate::qa::features::WindowConfig;
+use crate::runtime::cpu::cores;
 use crate::runtime::engine::{DeviceKind, GraphChoice};
 
 /// How log lines are written.
@@ -167,20 +168,13 @@ impl ServeConfig {
     /// the workers (at least one each), else with one worker ONNX Runtime's own default (all
     /// cores), so that workers never add up to more threads than cores unless asked to.
     pub fn threads_per_worker(&self) -> Option<usize> {
-        self.threads.or_else(|| {
-            (self.workers > 1).then(|| {
-                let cores =
-                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-                (cores / self.workers).max(1)
-            })
-        })
+        self.threads
+            .or_else(|| (self.workers > 1).then(|| (cores() / self.workers).max(1)))
     }
 
     /// Tokenizer pool threads: the flag, else one per core.
     pub fn tokenizer_workers(&self) -> usize {
-        self.tokenizer_workers.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        })
+        self.tokenizer_workers.unwrap_or_else(cores)
     }
 
     /// The window geometry: the model's, with this config's overrides.
@@ -288,11 +282,10 @@ mod tests {
 
     #[test]
     fn workers_share_the_cores_unless_threads_are_given() {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         assert_eq!(parse(&[]).threads_per_worker(), None);
         assert_eq!(
             parse(&["--workers", "2"]).threads_per_worker(),
-            Some((cores / 2).max(1))
+            Some((cores() / 2).max(1))
         );
         assert_eq!(
             parse(&["--workers", "64"]).threads_per_worker(),

@@ -76,15 +76,17 @@ impl Workers {
         self.senders.len()
     }
 
-    /// Hands `work` to worker `index`; false when that worker has ended.
+    /// Hands `work` to worker `index`; false when that worker has ended (or was stopped).
     pub fn send(&self, index: usize, work: Work) -> bool {
-        self.senders[index].send(work).is_ok()
+        self.senders
+            .get(index)
+            .is_some_and(|sender| sender.send(work).is_ok())
     }
 
     /// Ends every worker once it has finished its batch, and waits for them.
-    pub fn stop(self) {
-        drop(self.senders);
-        for thread in self.threads {
+    pub fn stop(&mut self) {
+        self.senders.clear();
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
