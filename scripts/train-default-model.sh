@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Trains the next default model (all-MiniLM-L6-v2 on SQuAD v1.1, 2 epochs, no negatives) into
-# OUT, resuming from OUT/last/ when it exists: run it again after any interruption (machine
+# Trains the default model (all-MiniLM-L6-v2 on SQuAD v1.1, 2 epochs) into OUT, resuming from OUT/last/ when it exists: run it again after any interruption (machine
 # restart, Ctrl-C, end of a session) and it goes on from the last checkpoint (every 200 steps).
 # Runs at nice 19 so that it only takes cores nobody else wants. Evaluates on all of dev at
 # each epoch end and exports OUT/model/ (fp32 + smoothed row-wise int8) when it finishes.
-# Usage: scripts/train-default-model.sh [OUT]   (default ~/.cache/bertqa/runs/minilm-squad1-e2)
+# With BERTQA_NEGATIVES=0.5 it adds one unanswerable example for every other question (finetune
+# --negatives) and exports a SQuAD v2.0 model (one that can answer nothing).
+# Usage: [BERTQA_NEGATIVES=0.5] scripts/train-default-model.sh [OUT]
+#        (default OUT: ~/.cache/bertqa/runs/minilm-squad1-e2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-$HOME/.cache/bertqa/runs/minilm-squad1-e2}"

@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 
 use bertqa::serve::config::ServeConfig;
 use bertqa::serve::{init_logging, shutdown_signal, Service};
+use cli::calibrate::CalibrateArgs;
 use cli::export::{ExportArgs, MakePortableArgs, RandomCheckpointArgs};
+use cli::passages::EvaluatePassagesArgs;
 use cli::predict::PredictArgs;
 use cli::score::ScoreArgs;
 
@@ -42,6 +44,8 @@ enum Command {
     /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
     Openapi,
     Predict(PredictArgs),
+    Calibrate(CalibrateArgs),
+    EvaluatePassages(EvaluatePassagesArgs),
 }
 
 /// Runs the server with its log set up first, so that a failure to start or a crash is one line
@@ -100,6 +104,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::RandomCheckpoint(args) => args.run(),
         Command::MakePortable(args) => args.run(),
         Command::Predict(args) => args.run(),
+        Command::Calibrate(args) => args.run(),
+        Command::EvaluatePassages(args) => args.run(),
     }
 }
 

@@ -93,3 +93,51 @@ fn the_default_model_cannot_saturate_a_16_bit_product_on_any_cpu() {
         .expect("integer products");
     assert!(worst <= i16::MAX as u32, "{name} reaches {worst}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_model_finds_the_right_passage_and_abstains_on_a_foreign_question() {
+    let server = TestServer::start(config(&default_model(), &[])).await;
+    let dev = load_squad(&common::squad_dir().join("dev-v1.1.json.gz")).unwrap();
+    let paragraph = |article: usize, p: usize| dev.data[article].paragraphs[p].context.clone();
+    // Another Super Bowl 50 paragraph, the one with the answer, and one about Warsaw.
+    let super_bowl = paragraph(0, 0);
+    let warsaw = dev
+        .data
+        .iter()
+        .find(|a| a.title.contains("Warsaw"))
+        .map(|a| a.paragraphs[0].context.clone())
+        .unwrap();
+    let passages = json!([paragraph(0, 3), {"id": "sb50", "text": super_bowl}, warsaw]);
+    let question = "Which NFL team represented the AFC at Super Bowl 50?";
+    let (status, read) = server
+        .post_json(
+            "/answer",
+            &json!({"question": question, "contexts": passages}),
+        )
+        .await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["answer"], "Denver Broncos", "{read}");
+    assert_eq!(
+        (read["context_index"].clone(), read["context_id"].clone()),
+        (json!(1), json!("sb50"))
+    );
+    let (_, info) = server.get_text("/info").await;
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["score"], "calibrated", "{info}");
+    // Calibrated: a right answer is likely, a span for a question the passages cannot answer
+    // is not, however sure its own passage's softmax is.
+    assert!(read["score"].as_f64().unwrap() > 0.5, "{read}");
+    let foreign = json!({"question": "What is the capital of France?", "contexts": passages});
+    let (_, unsure) = server.post_json("/answer", &foreign).await;
+    assert!(unsure["score"].as_f64().unwrap() < 0.1, "{unsure}");
+    let mut abstaining = foreign.clone();
+    abstaining["min_score"] = json!(0.5);
+    let (status, none) = server.post_json("/answer", &abstaining).await;
+    assert_eq!(status, 200, "{none}");
+    assert_eq!(
+        (none["no_answer"].clone(), none["answer"].clone()),
+        (json!(true), json!(""))
+    );
+    assert!(none["score"].as_f64().unwrap() > 0.9, "{none}");
+    server.stop().await.unwrap();
+}

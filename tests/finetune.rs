@@ -67,6 +67,7 @@ fn config(model: &Path, data: &Path, out: &Path) -> TrainConfig {
         max_steps: None,
         stop_after_steps: None,
         train_limit: None,
+        negatives: 0.0,
         dev_limit: None,
         eval_every: 0,
         patience: 0,
@@ -123,6 +124,33 @@ fn a_tiny_model_memorises_sixteen_questions() {
         assert!(out.join(file).is_file(), "{file} written");
     }
     same_answers_in_every_flow(&out.join("model"), &data);
+}
+
+#[test]
+fn negatives_add_unanswerable_windows_and_make_a_v2_model() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (model, data) = workspace(dir.path(), 0.0);
+    let out = dir.path().join("run");
+    let with_negatives = TrainConfig {
+        negatives: 1.0,
+        max_steps: Some(2),
+        ..config(&model, &data, &out)
+    };
+    let summary = train(&with_negatives, &AtomicBool::new(false)).unwrap();
+    // Sixteen questions of one article: each paired with another of its paragraphs.
+    assert_eq!(summary.data.negatives, 16, "{:?}", summary.data);
+    assert_eq!(summary.data.questions, 32);
+    assert!(summary.data.cls_labels >= 16, "{:?}", summary.data);
+    let manifest = std::fs::read_to_string(out.join("model/bertqa.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(manifest["squad_version"], "2.0");
+    let bad = TrainConfig {
+        negatives: -1.0,
+        ..config(&model, &data, &dir.path().join("bad"))
+    };
+    let err = train(&bad, &AtomicBool::new(false)).unwrap_err();
+    assert!(err.to_string().contains("--negatives"), "{err}");
 }
 
 /// The one prediction path: the trainer's evaluation (tch) got every question right; the

@@ -20,6 +20,8 @@ async fn every_bad_input_gets_its_status_and_error_type() {
         "4",
         "--evaluate-payload-limit",
         "1000000",
+        "--max-contexts",
+        "3",
     ];
     let server = TestServer::start(config(&common::tiny_model_folder(dir.path()), &flags)).await;
     let ok = json!({"question": "Who?", "context": "Ann met Bob."});
@@ -34,6 +36,11 @@ async fn every_bad_input_gets_its_status_and_error_type() {
     gz.write_all(squad).unwrap();
     let gz = gz.finish().unwrap();
     let many = |n: usize| Value::Array(vec![ok.clone(); n]).to_string().into_bytes();
+    let passages = |contexts: Value| {
+        json!({"question": "Who?", "contexts": contexts})
+            .to_string()
+            .into_bytes()
+    };
     type Case = (
         &'static str,
         &'static str,
@@ -96,6 +103,78 @@ async fn every_bad_input_gets_its_status_and_error_type() {
             "/answer",
             json_ct,
             br#"{"question":"Who?"}"#.to_vec(),
+            422,
+            "validation",
+        ),
+        (
+            "context and contexts",
+            "/answer",
+            json_ct,
+            with("contexts", json!(["Ann met Bob."])),
+            422,
+            "validation",
+        ),
+        (
+            "null context",
+            "/answer",
+            json_ct,
+            with("context", Value::Null),
+            422,
+            "validation",
+        ),
+        (
+            "no contexts",
+            "/answer",
+            json_ct,
+            passages(json!([])),
+            422,
+            "validation",
+        ),
+        (
+            "contexts over --max-contexts",
+            "/answer",
+            json_ct,
+            passages(json!(["a", "b", "c", "d"])),
+            422,
+            "validation",
+        ),
+        (
+            "a blank passage",
+            "/answer",
+            json_ct,
+            passages(json!(["Ann met Bob.", {"id": "2", "text": " "}])),
+            422,
+            "validation",
+        ),
+        (
+            "a passage over the limit",
+            "/answer",
+            json_ct,
+            passages(json!(["Ann met Bob.", "a ".repeat(501)])),
+            422,
+            "validation",
+        ),
+        (
+            "a passage object without text",
+            "/answer",
+            json_ct,
+            passages(json!([{"id": "1"}])),
+            422,
+            "validation",
+        ),
+        (
+            "min_score above 1",
+            "/answer",
+            json_ct,
+            with("min_score", json!(1.5)),
+            422,
+            "validation",
+        ),
+        (
+            "a null answer from a v1.1 model",
+            "/answer",
+            json_ct,
+            with("handle_impossible_answer", json!(true)),
             422,
             "validation",
         ),

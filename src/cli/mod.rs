@@ -1,7 +1,10 @@
 //! The `bertqa` subcommands other than `serve`: each is a clap argument struct with a `run`
 //! that turns the flags into the library's options, so `main.rs` only dispatches.
 
+pub mod calibrate;
 pub mod export;
+pub mod model;
+pub mod passages;
 pub mod predict;
 pub mod score;
 

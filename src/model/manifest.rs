@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::qa::calibration::ScoreCalibration;
 use crate::qa::features::WindowConfig;
 use crate::qa::squad::SquadVersion;
 
@@ -31,6 +32,36 @@ pub struct ModelManifest {
     /// Training-time metrics copied from the checkpoint (`eval.json`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training_metrics: Option<serde_json::Value>,
+    /// How span logits become the probability of being right (`bertqa calibrate`); without
+    /// it a score is the span's probability within its own passage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_calibration: Option<FittedCalibration>,
+    /// SQuAD v2.0 models: how far the null score must beat the best span for "no answer"
+    /// (the official evaluation's `best_f1_thresh` on dev); 0 when not tuned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_threshold: Option<f32>,
+}
+
+/// A [`ScoreCalibration`] with what it was fitted on and how well it holds on questions it
+/// was not fitted on, so a model folder says how far its scores can be trusted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedCalibration {
+    /// The parameters.
+    #[serde(flatten)]
+    pub parameters: ScoreCalibration,
+    /// The SQuAD file fitted on (file name).
+    pub data: String,
+    /// Questions fitted on (their own passage and distractors each).
+    pub fit_questions: usize,
+    /// Spans fitted on.
+    pub fit_samples: usize,
+    /// Held-out questions the error below was measured on.
+    pub held_out_questions: usize,
+    /// Expected calibration error (10 bins, against exact match) of the best answer from the
+    /// question's own passage, on the held-out questions.
+    pub ece_own_passage: f64,
+    /// The same for the best answer across the own passage and its distractors.
+    pub ece_with_distractors: f64,
 }
 
 impl ModelManifest {
@@ -52,6 +83,13 @@ impl ModelManifest {
     /// has no CUDA kernels).
     pub fn has_fp32(&self) -> bool {
         self.graphs.iter().any(|g| g == FP32_GRAPH)
+    }
+
+    /// The null threshold of a SQuAD v2.0 model (0 when not tuned); `None` for v1.1 models,
+    /// which have no trained null answer.
+    pub fn trained_null_threshold(&self) -> Option<f32> {
+        self.allows_no_answer()
+            .then_some(self.null_threshold.unwrap_or(0.0))
     }
 
     /// True for SQuAD v2.0 models (null answers allowed).

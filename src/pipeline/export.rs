@@ -134,6 +134,8 @@ pub fn export_model_folder(
         lowercase,
         graphs: formats.iter().map(|(_, n)| (*n).to_string()).collect(),
         training_metrics,
+        score_calibration: None,
+        null_threshold: None,
     };
     let manifest_path = out.join("bertqa.json");
     let text =

@@ -4,4 +4,5 @@
 
 pub mod calibrate;
 pub mod export;
+pub mod passages;
 pub mod predict;

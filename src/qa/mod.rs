@@ -3,8 +3,11 @@
 //! → answer spans, windows → padded batches. Nothing here imports from another layer.
 
 pub mod batch;
+pub mod calibration;
 pub mod decode;
 pub mod features;
 pub mod numbers;
+pub mod random;
+pub mod reader;
 pub mod squad;
 pub mod text;

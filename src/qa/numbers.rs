@@ -47,6 +47,14 @@ pub fn optional_whole<'de, D: Deserializer<'de>>(
     Ok(value.map(|Whole(n)| n))
 }
 
+/// `deserialize_with` for an optional field that may be left out but not sent as `null`
+/// (the OpenAPI document does not make it nullable, so `null` must be refused).
+pub fn present<'de, D: Deserializer<'de>, T: serde::Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
 /// `deserialize_with` for an `Option<usize>` query parameter. A query string carries numbers
 /// as text, of any length: digits only, and past usize it saturates as above (the OpenAPI
 /// document sets no maximum, so any whole number is valid there).

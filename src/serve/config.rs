@@ -89,7 +89,10 @@ pub struct ServeConfig {
     /// Questions in one batch-form `/answer` request.
     #[arg(long, env = "BERTQA_MAX_CLIENT_BATCH_SIZE", default_value_t = DEFAULT_MAX_CLIENT_BATCH_SIZE)]
     pub max_client_batch_size: usize,
-    /// Longest context accepted, in characters.
+    /// Passages (`contexts`) one question may bring.
+    #[arg(long, env = "BERTQA_MAX_CONTEXTS", default_value_t = DEFAULT_MAX_CONTEXTS)]
+    pub max_contexts: usize,
+    /// Longest context (each passage) accepted, in characters.
     #[arg(long, env = "BERTQA_MAX_CONTEXT_CHARS", default_value_t = DEFAULT_MAX_CONTEXT_CHARS)]
     pub max_context_chars: usize,
     /// Window length (default: the model folder's bertqa.json).
@@ -148,6 +151,9 @@ pub struct ServeConfig {
 
 /// Default `--max-context-chars` (also the `maxLength` in `openapi.yaml`).
 pub const DEFAULT_MAX_CONTEXT_CHARS: usize = 100_000;
+
+/// Default `--max-contexts`: a retriever's usual top-k, with room.
+pub const DEFAULT_MAX_CONTEXTS: usize = 32;
 /// Default `--max-client-batch-size` (also the `maxItems` in `openapi.yaml`).
 pub const DEFAULT_MAX_CLIENT_BATCH_SIZE: usize = 64;
 
@@ -200,6 +206,7 @@ impl ServeConfig {
             ("--tokenizer-workers", self.tokenizer_workers()),
             ("--max-client-batch-size", self.max_client_batch_size),
             ("--max-context-chars", self.max_context_chars),
+            ("--max-contexts", self.max_contexts),
             ("--payload-limit", self.payload_limit),
             ("--evaluate-payload-limit", self.evaluate_payload_limit),
             ("--max-answer-len", self.answer_len(manifest)),
@@ -271,6 +278,8 @@ mod tests {
             lowercase: true,
             graphs: vec!["model.onnx".into()],
             training_metrics: None,
+            score_calibration: None,
+            null_threshold: None,
         }
     }
 

@@ -56,10 +56,22 @@ pub struct Limits {
     pub max_queued_windows: usize,
     /// Questions in one batch-form `/answer` request.
     pub max_client_batch_size: usize,
-    /// Longest context, in characters.
+    /// Longest context (each passage), in characters.
     pub max_context_chars: usize,
+    /// Passages one question may bring (`contexts`).
+    pub max_contexts: usize,
     /// Questions handled at once.
     pub max_concurrent_questions: usize,
+}
+
+/// What an answer's `score` means for the model served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreKind {
+    /// The probability that the answer is right, comparable across passages and requests.
+    Calibrated,
+    /// The span's probability among its own passage's top spans.
+    PassageProbability,
 }
 
 /// What this server serves and how.
@@ -78,6 +90,14 @@ pub struct ServiceInfo {
     pub window: WindowConfig,
     /// Default longest answer, in tokens.
     pub max_answer_len: usize,
+    /// What an answer's `score` is: `calibrated` (the probability of being right, fitted by
+    /// `bertqa calibrate`) or `passage_probability` (within its own passage only).
+    pub score: ScoreKind,
+    /// The calibration's held-out expected calibration error (10 bins, against exact match),
+    /// best answer across a question's own passage and distractors; absent when uncalibrated.
+    pub score_calibration_error: Option<f64>,
+    /// SQuAD v2.0 models: the null threshold in force; absent for v1.1 models.
+    pub null_threshold: Option<f32>,
     /// Batching and request limits.
     pub limits: Limits,
     /// `cpu` or `cuda`.
@@ -112,6 +132,16 @@ impl ServiceInfo {
         Self {
             model: file_name(&config.model_dir),
             squad_version: manifest.squad_version.as_str().into(),
+            score: if manifest.score_calibration.is_some() {
+                ScoreKind::Calibrated
+            } else {
+                ScoreKind::PassageProbability
+            },
+            score_calibration_error: manifest
+                .score_calibration
+                .as_ref()
+                .map(|c| c.ece_with_distractors),
+            null_threshold: manifest.trained_null_threshold(),
             architecture: Architecture {
                 layers: summary.layers,
                 hidden_size: summary.hidden_size,
@@ -133,6 +163,7 @@ impl ServiceInfo {
                 max_queued_windows: config.max_queued_windows,
                 max_client_batch_size: config.max_client_batch_size,
                 max_context_chars: config.max_context_chars,
+                max_contexts: config.max_contexts,
                 max_concurrent_questions: config.max_concurrent_questions,
             },
             device: format!("{:?}", config.device).to_lowercase(),

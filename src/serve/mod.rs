@@ -43,6 +43,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use self::answer::RequestLimits;
 use self::auth::{AccessPolicy, Guarded};
 use self::batcher::BatcherHandle;
 use self::config::{ServeConfig, Switch};
@@ -54,6 +55,7 @@ use self::pool::CpuPool;
 use self::queue::BatchBudget;
 use self::trace::RequestRecord;
 use crate::qa::features::{Featurizer, Window, WindowConfig};
+use crate::qa::reader::Scoring;
 use crate::runtime::engine::{Engine, EngineConfig};
 
 /// What every handler shares.
@@ -66,6 +68,10 @@ pub struct AppState {
     pub answer_len: usize,
     /// True for SQuAD v2.0 models (answers may be empty).
     pub with_null: bool,
+    /// How answers of different passages compare (calibrated when the model folder is).
+    pub scoring: Scoring,
+    /// The trained null threshold of a SQuAD v2.0 model; `None` for v1.1 models.
+    pub null_threshold: Option<f32>,
     /// Question + context → windows, exactly as in training.
     pub featurizer: Arc<Featurizer>,
     /// The inference thread.
@@ -107,24 +113,40 @@ impl AppState {
             })
     }
 
-    /// Windows of one question, built on the CPU pool; what it took goes in `record`.
+    /// Windows of one question over each of its passages, built on the CPU pool in one
+    /// task; what it took goes in `record`.
     pub async fn tokenize(
         &self,
         question: String,
-        context: Arc<str>,
+        passages: Vec<Arc<str>>,
         record: &RequestRecord,
-    ) -> Result<Vec<Window>, ApiError> {
+    ) -> Result<Vec<Vec<Window>>, ApiError> {
         let featurizer = self.featurizer.clone();
         let started = Instant::now();
         let windows = self
             .pool
-            .run(move || featurizer.windows(&question, &context))
+            .run(move || {
+                passages
+                    .iter()
+                    .map(|passage| featurizer.windows(&question, passage))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .await?
             .map_err(|e| ApiError::Validation(e.to_string()))?;
         let took = started.elapsed();
         self.metrics.tokenize_seconds.observe(took.as_secs_f64());
-        record.tokenized(windows.len(), took);
+        record.tokenized(windows.iter().map(Vec::len).sum(), took);
         Ok(windows)
+    }
+
+    /// The bounds `/answer` checks a request against.
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_context_chars: self.config.max_context_chars,
+            max_contexts: self.config.max_contexts,
+            max_answer_len: self.window.max_seq_len,
+            has_null: self.null_threshold.is_some(),
+        }
     }
 
     /// True once shutdown has begun.
@@ -205,6 +227,11 @@ impl Service {
             window,
             answer_len: config.answer_len(&manifest),
             with_null: manifest.allows_no_answer(),
+            scoring: manifest
+                .score_calibration
+                .as_ref()
+                .map_or(Scoring::SpanLogits, |c| Scoring::Calibrated(c.parameters)),
+            null_threshold: manifest.trained_null_threshold(),
             featurizer: Arc::new(featurizer),
             batcher,
             health,
@@ -303,8 +330,10 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state.clone());
     let limits = openapi::ContractLimits {
         max_context_chars: config.max_context_chars,
+        max_contexts: config.max_contexts,
         max_client_batch_size: config.max_client_batch_size,
         max_answer_len: state.window.max_seq_len,
+        has_null: state.null_threshold.is_some(),
     };
     let router = openapi::mount(api, &limits)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

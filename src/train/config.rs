@@ -79,6 +79,12 @@ pub struct TrainConfig {
     /// for time-boxed runs continued with --resume.
     #[arg(long, env = "BERTQA_STOP_AFTER_STEPS")]
     pub stop_after_steps: Option<u64>,
+    /// Unanswerable examples added per answerable question (0.5: one for every other
+    /// question): the question paired with another paragraph of its article that holds none
+    /// of its answers, labelled `[CLS]`. What SQuAD v2.0's null answer needs when only v1.1
+    /// train is at hand; drawn from the seed, so `--resume` rebuilds the same set.
+    #[arg(long, default_value_t = 0.0, env = "BERTQA_NEGATIVES")]
+    pub negatives: f64,
     /// Train on the first N questions only.
     #[arg(long, env = "BERTQA_TRAIN_LIMIT")]
     pub train_limit: Option<usize>,
@@ -134,7 +140,7 @@ impl TrainConfig {
     /// The settings that shape the loss curve; a resumed run must agree on all of them.
     pub fn curve_fingerprint(&self) -> String {
         format!(
-            "epochs={} lr={} batch={} accum={} warmup={} wd={} seq={} stride={} query={} max_steps={:?} train_limit={:?} seed={} random_init={}",
+            "epochs={} lr={} batch={} accum={} warmup={} wd={} seq={} stride={} query={} max_steps={:?} train_limit={:?}{} seed={} random_init={}",
             self.epochs,
             self.lr,
             self.batch_size,
@@ -146,6 +152,12 @@ impl TrainConfig {
             self.max_query_len,
             self.max_steps,
             self.train_limit,
+            // Only when set, so that runs from before the flag still resume.
+            if self.negatives > 0.0 {
+                format!(" negatives={}", self.negatives)
+            } else {
+                String::new()
+            },
             self.seed,
             self.random_init
         )

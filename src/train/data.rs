@@ -7,9 +7,9 @@
 
 use tch::{Device, Tensor};
 
-use super::random::SplitMix64;
 use crate::qa::batch::PaddedBatch;
 use crate::qa::features::{FeatureError, Featurizer, Window};
+use crate::qa::random::SplitMix64;
 use crate::qa::squad::Example;
 
 /// One labelled window.
@@ -26,8 +26,10 @@ pub struct TrainWindow {
 /// What the training set turned into.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct DataStats {
-    /// Questions read.
+    /// Questions read, the made-up unanswerable ones included.
     pub questions: usize,
+    /// Of those, unanswerable examples made by `--negatives`.
+    pub negatives: usize,
     /// Windows produced.
     pub windows: usize,
     /// Answerable questions skipped because no answer offset matched its text.

@@ -11,7 +11,7 @@
 use half::bf16;
 use tch::{Device, Kind, Tensor};
 
-use super::random::splitmix64_at;
+use crate::qa::random::splitmix64_at;
 
 /// Resolution of the drop probability: each element draws 16 random bits.
 const LEVELS: f64 = 65_536.0;

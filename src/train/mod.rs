@@ -9,7 +9,6 @@ pub mod dropout;
 pub mod evaluate;
 pub mod log;
 pub mod optim;
-pub mod random;
 pub mod setup;
 pub mod state;
 pub mod trainer;

@@ -11,7 +11,8 @@ use super::evaluate::DevSet;
 use super::TrainError;
 use crate::model::BertConfig;
 use crate::qa::features::Featurizer;
-use crate::qa::squad::load_squad;
+use crate::qa::squad::passages::hard_negatives;
+use crate::qa::squad::{load_squad, SquadVersion};
 use crate::runtime::cpu::CpuFeatures;
 
 /// The device `--device` names, or why it cannot be had.
@@ -49,6 +50,9 @@ pub struct Setup {
     pub stats: DataStats,
     /// The dev questions.
     pub dev: DevSet,
+    /// What the model learns to answer: v2.0 (a null answer too) when the training set holds
+    /// unanswerable examples, the file's own or made by `--negatives`.
+    pub squad_version: SquadVersion,
 }
 
 /// Checks the settings and loads the model config, tokenizer, training and dev files.
@@ -56,6 +60,11 @@ pub fn prepare(config: &TrainConfig) -> Result<Setup, TrainError> {
     if config.batch_size == 0 || config.grad_accum == 0 || config.epochs == 0 {
         return Err(TrainError::Config(
             "--batch-size, --grad-accum and --epochs must be at least 1".into(),
+        ));
+    }
+    if !(config.negatives.is_finite() && config.negatives >= 0.0) {
+        return Err(TrainError::Config(
+            "--negatives must be a number of at least 0".into(),
         ));
     }
     if !(0.0..1.0).contains(&config.warmup_ratio) || config.lr <= 0.0 {
@@ -80,7 +89,16 @@ pub fn prepare(config: &TrainConfig) -> Result<Setup, TrainError> {
     if let Some(limit) = config.train_limit {
         examples.truncate(limit);
     }
-    let (windows, stats) = training_windows(&examples, &featurizer)?;
+    let negatives = hard_negatives(&examples, config.negatives, config.seed);
+    let negative_count = negatives.len();
+    examples.extend(negatives);
+    let squad_version = if examples.iter().any(|e| e.is_impossible) {
+        SquadVersion::V2
+    } else {
+        SquadVersion::V1
+    };
+    let (windows, mut stats) = training_windows(&examples, &featurizer)?;
+    stats.negatives = negative_count;
     if windows.is_empty() {
         return Err(TrainError::Config(
             "the training file produced no windows".into(),
@@ -93,5 +111,6 @@ pub fn prepare(config: &TrainConfig) -> Result<Setup, TrainError> {
         windows,
         stats,
         dev,
+        squad_version,
     })
 }

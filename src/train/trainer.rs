@@ -15,7 +15,7 @@ use super::bert::{span_loss, BertForQuestionAnswering, Precision};
 use super::checkpoint::load_weights;
 use super::config::TrainConfig;
 use super::data::{epoch_batches, to_tensors, DataStats, TrainWindow};
-use super::evaluate::{evaluate, DevSet};
+use super::evaluate::evaluate;
 use super::log::RunLog;
 use super::optim::{linear_schedule, AdamW};
 use super::setup::{prepare, resolve_device, resolve_precision, Setup};
@@ -25,6 +25,7 @@ use crate::onnx::bert::WeightFormat;
 use crate::pipeline::calibrate::Calibration;
 use crate::pipeline::export::{export_model_folder, ExportOptions};
 use crate::qa::batch::PaddedBatch;
+use crate::qa::squad::SquadVersion;
 
 /// What a run did, also written to `metrics.json` when it finishes.
 #[derive(Debug, Clone, Serialize)]
@@ -56,14 +57,18 @@ pub struct TrainSummary {
 /// Exports `best/` to the servable model folder `model/`: the fp32 graph and the smoothed
 /// row-wise int8 graph, calibrated on the training file (the int8 form closest to fp32,
 /// bench/RESULTS.md).
-fn export_best(config: &TrainConfig, folder: &RunFolder, dev: &DevSet) -> Result<(), TrainError> {
+fn export_best(
+    config: &TrainConfig,
+    folder: &RunFolder,
+    squad_version: SquadVersion,
+) -> Result<(), TrainError> {
     let best = folder.path("best");
     if !best.join("model.safetensors").is_file() {
         return Ok(());
     }
     let options = ExportOptions {
         window: config.window(),
-        squad_version: dev.file.version_kind(),
+        squad_version,
         int8: Some(WeightFormat::Int8Rowwise),
         calibration: Some(Calibration::on(config.train.clone())),
         ..ExportOptions::default()
@@ -371,7 +376,7 @@ impl<'c> Run<'c> {
         };
         if finished {
             write_json(&self.folder.path("metrics.json"), &summary)?;
-            export_best(self.config, &self.folder, &self.setup.dev)?;
+            export_best(self.config, &self.folder, self.setup.squad_version)?;
         }
         Ok(summary)
     }

@@ -3,6 +3,7 @@
 pub mod load;
 pub mod metrics;
 pub mod normalize;
+pub mod passages;
 pub mod schema;
 pub mod scores;
 

@@ -121,6 +121,9 @@ pub struct Example {
     pub gold_texts: Vec<String>,
     /// v2.0 unanswerable question.
     pub is_impossible: bool,
+    /// Index of its article in the file: the paragraphs of one article are on one topic, which
+    /// is what makes them hard negatives and realistic distractors for each other.
+    pub article: usize,
 }
 
 /// An answer whose `answer_start` does not point at its `text`: reported so that a broken
@@ -203,7 +206,12 @@ impl SquadFile {
     /// The flat examples, in file order, keeping only answers whose offsets match their text.
     pub fn examples(&self) -> Vec<Example> {
         let mut out = Vec::with_capacity(self.question_count());
-        for paragraph in self.data.iter().flat_map(|a| a.paragraphs.iter()) {
+        for (article, paragraph) in self
+            .data
+            .iter()
+            .enumerate()
+            .flat_map(|(a, article)| article.paragraphs.iter().map(move |p| (a, p)))
+        {
             let context: Arc<str> = Arc::from(paragraph.context.as_str());
             let index = CharIndex::new(&paragraph.context);
             for qa in &paragraph.qas {
@@ -220,6 +228,7 @@ impl SquadFile {
                     answers,
                     gold_texts: qa.answers.iter().map(|a| a.text.clone()).collect(),
                     is_impossible: qa.is_impossible,
+                    article,
                 });
             }
         }

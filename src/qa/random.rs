@@ -1,5 +1,6 @@
-//! SplitMix64, the one random number generator of training outside libtorch: a tiny, stable
-//! function, so data order and dropout masks never change with a dependency update.
+//! SplitMix64, the one random number generator outside libtorch (training's data order and
+//! dropout masks, negatives and distractor passages): a tiny, stable function, so none of
+//! them changes with a dependency update.
 
 /// The `n`-th output (from 0) of the SplitMix64 sequence seeded with `seed`, computed directly:
 /// any element of a stream is available without the ones before it, which is what lets threads

@@ -1,0 +1,98 @@
+//! `bertqa calibrate`: fits the model folder's score calibration on held-out SQuAD questions
+//! (their own paragraph and distractors) and writes it into `bertqa.json`, with the
+//! calibration error measured on other articles' questions.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use bertqa::model::manifest::{FittedCalibration, ModelManifest};
+use bertqa::pipeline::passages::{distractor_sets, fit_calibration, score_readings};
+use bertqa::qa::reader::Scoring;
+use bertqa::qa::squad::load_squad;
+use bertqa::qa::squad::passages::Passages;
+use bertqa::serve::init_logging;
+
+use super::model::{split_by_article, ModelArgs};
+
+/// Fit the probability that an answer is right (Platt scaling of the span and null logits)
+/// on questions the model was not trained on, and store it in the model folder.
+#[derive(clap::Args)]
+pub struct CalibrateArgs {
+    /// The model and where it runs.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// SQuAD file of questions the model was not trained on (the dev set).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Articles before this one are fitted on, the rest measure the error (dev v1.1 has 48).
+    #[arg(long, default_value_t = 24)]
+    pub held_out_from_article: usize,
+    /// Questions at most on each side.
+    #[arg(long, default_value_t = 2000)]
+    pub questions: usize,
+    /// Passages per question: its own and distractors (other paragraphs, same article first).
+    #[arg(long, default_value_t = 5)]
+    pub passages: usize,
+    /// Seed of the distractors.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Only print the fit; leave `bertqa.json` as it is.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl CalibrateArgs {
+    /// Fits, measures, prints the result as JSON and writes it into the folder.
+    pub fn run(self) -> anyhow::Result<()> {
+        init_logging(bertqa::serve::config::LogFormat::Text);
+        let mut model = self.model.load()?;
+        let dataset = load_squad(&self.data)?;
+        let examples = dataset.examples();
+        let pool = Passages::new(&examples);
+        let (fit, held_out) =
+            split_by_article(examples, self.held_out_from_article, self.questions);
+        anyhow::ensure!(
+            !fit.is_empty() && !held_out.is_empty(),
+            "--held-out-from-article {} leaves no questions on one side",
+            self.held_out_from_article
+        );
+        let fit_sets = distractor_sets(&fit, &pool, self.passages, self.seed);
+        let fit_predictions = model.predict_sets(&fit, &fit_sets)?;
+        let (parameters, samples) = fit_calibration(&fit, &fit_predictions)
+            .context("every fitted answer was right, or every one wrong: nothing to fit")?;
+        let scoring = Scoring::Calibrated(parameters);
+        let own_sets = distractor_sets(&held_out, &pool, 1, self.seed);
+        let own = model.predict_sets(&held_out, &own_sets)?;
+        let many_sets = distractor_sets(&held_out, &pool, self.passages, self.seed);
+        let many = model.predict_sets(&held_out, &many_sets)?;
+        let fitted = FittedCalibration {
+            parameters,
+            data: file_name(&self.data),
+            fit_questions: fit.len(),
+            fit_samples: samples,
+            held_out_questions: held_out.len(),
+            ece_own_passage: score_readings(&held_out, &own_sets, &own, scoring).ece,
+            ece_with_distractors: score_readings(&held_out, &many_sets, &many, scoring).ece,
+        };
+        println!("{}", serde_json::to_string_pretty(&fitted)?);
+        if !self.dry_run {
+            let dir = &self.model.model_dir;
+            let mut manifest = ModelManifest::load(dir).map_err(anyhow::Error::msg)?;
+            manifest.score_calibration = Some(fitted);
+            let path = dir.join("bertqa.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote the calibration into {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+/// The file's name, for the record (the folder it was in says nothing about the model).
+pub fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
