@@ -3,7 +3,9 @@
 //! (bench/serve_hf.py), so both are measured by the same client in one run.
 //!
 //! `cargo bench --bench load -- URL SQUAD_FILE QUESTIONS CONCURRENCY[,CONCURRENCY...] LABEL`
-//! prints one line per level: `LABEL c=C: Q q/s p50=.. p95=.. p99=.. ms failed=F`.
+//! prints one line per level: `LABEL c=C: Q q/s p50=.. p95=.. p99=.. ms failed=F`. With a
+//! sixth argument PASSAGES above 1, each question brings that many `contexts`: its own
+//! paragraph among distractors, drawn as `bertqa evaluate-passages` draws them.
 //!
 //! `cargo bench --bench load -- soak URL SQUAD_FILE RATE SECONDS` sends RATE requests per
 //! second open-loop (not waiting for answers) for SECONDS and prints, every 10 s and at the
@@ -13,7 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bertqa::pipeline::passages::distractor_sets;
 use bertqa::qa::squad::load_squad;
+use bertqa::qa::squad::passages::Passages;
+use serde_json::json;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -136,13 +141,27 @@ async fn soak(url: &str, bodies: Vec<String>, rate: f64, seconds: u64) {
     println!("soak done sent={sent} {}", outcomes.line());
 }
 
-/// `/answer` bodies of the first `questions` questions of a SQuAD file.
-fn request_bodies(data: &str, questions: usize) -> anyhow::Result<Vec<String>> {
-    Ok(load_squad(std::path::Path::new(data))?
-        .examples()
-        .into_iter()
-        .take(questions)
-        .map(|e| serde_json::json!({"question": e.question, "context": &*e.context}).to_string())
+/// `/answer` bodies of the first `questions` questions of a SQuAD file, each with its own
+/// paragraph as `context`, or with `passages` > 1 as one of that many `contexts`.
+fn request_bodies(data: &str, questions: usize, passages: usize) -> anyhow::Result<Vec<String>> {
+    let examples = load_squad(std::path::Path::new(data))?.examples();
+    let pool = Passages::new(&examples);
+    let mut chosen = examples;
+    chosen.truncate(questions);
+    if passages <= 1 {
+        return Ok(chosen
+            .iter()
+            .map(|e| json!({"question": e.question, "context": &*e.context}).to_string())
+            .collect());
+    }
+    let sets = distractor_sets(&chosen, &pool, passages, 42);
+    Ok(chosen
+        .iter()
+        .zip(sets)
+        .map(|(e, set)| {
+            let texts: Vec<&str> = set.passages.iter().map(|p| &**p).collect();
+            json!({"question": e.question, "contexts": texts}).to_string()
+        })
         .collect())
 }
 
@@ -151,15 +170,19 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     if let [_, mode, url, data, rate, seconds] = args.as_slice() {
         if mode == "soak" {
-            let bodies = request_bodies(data, 10_570)?;
+            let bodies = request_bodies(data, 10_570, 1)?;
             soak(url, bodies, rate.parse()?, seconds.parse()?).await;
             return Ok(());
         }
     }
-    let [_, url, data, questions, levels, label] = args.as_slice() else {
-        anyhow::bail!("usage: load URL SQUAD_FILE QUESTIONS CONCURRENCY[,..] LABEL");
+    let (fixed, passages) = match args.as_slice() {
+        [fixed @ .., passages] if args.len() == 7 => (fixed, passages.parse()?),
+        fixed => (fixed, 1),
     };
-    let bodies = Arc::new(request_bodies(data, questions.parse()?)?);
+    let [_, url, data, questions, levels, label] = fixed else {
+        anyhow::bail!("usage: load URL SQUAD_FILE QUESTIONS CONCURRENCY[,..] LABEL [PASSAGES]");
+    };
+    let bodies = Arc::new(request_bodies(data, questions.parse()?, passages)?);
     let warmup = Arc::new(bodies.iter().take(16).cloned().collect::<Vec<_>>());
     level(url, &warmup, 2).await;
     for concurrency in levels.split(',') {

@@ -221,3 +221,99 @@ fn bad_paths_and_options_are_explained() {
         "nowhere",
     );
 }
+
+#[test]
+fn calibrate_writes_a_fitted_score_and_evaluate_passages_compares_the_scorings() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("model");
+    std::fs::create_dir(&folder).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, folder.join(path.file_name().unwrap())).unwrap();
+    }
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("bertqa.json")).unwrap())
+            .unwrap();
+    manifest
+        .as_object_mut()
+        .unwrap()
+        .remove("score_calibration");
+    std::fs::write(folder.join("bertqa.json"), manifest.to_string()).unwrap();
+    let dev = common::squad_dir().join("dev-v1.1.json.gz");
+    let printed = ok(&bertqa(&[
+        &"calibrate",
+        &"--model-dir",
+        &folder,
+        &"--data",
+        &dev,
+        &"--questions",
+        &"60",
+        &"--passages",
+        &"3",
+        &"--held-out-from-article",
+        &"1",
+    ]));
+    let fitted: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("bertqa.json")).unwrap())
+            .unwrap();
+    assert_eq!(written["score_calibration"], fitted);
+    assert_eq!(fitted["fit_questions"], 60);
+    assert_eq!(fitted["fit_samples"], 180);
+    // A longer span logit sum is more likely right.
+    assert!(
+        fitted["span_weight"].as_f64().unwrap() + fitted["margin_weight"].as_f64().unwrap() > 0.0
+    );
+    let ece = fitted["ece_with_distractors"].as_f64().unwrap();
+    assert!((0.0..0.5).contains(&ece), "{fitted}");
+
+    let rows = ok(&bertqa(&[
+        &"evaluate-passages",
+        &"--model-dir",
+        &folder,
+        &"--data",
+        &dev,
+        &"--questions",
+        &"30",
+        &"--passages",
+        &"1,3",
+        &"--from-article",
+        &"1",
+    ]));
+    let rows: Vec<serde_json::Value> = rows
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    let row = |n: u64, scoring: &str| {
+        rows.iter()
+            .find(|r| r["passages"] == n && r["scoring"] == scoring)
+            .unwrap()
+    };
+    // With one passage every scoring picks the same answer from the right passage.
+    for scoring in ["passage probability", "span logits", "calibrated"] {
+        assert_eq!(row(1, scoring)["own_passage"], 100.0);
+        assert_eq!(row(1, scoring)["exact"], row(1, "calibrated")["exact"]);
+    }
+    assert!(
+        row(3, "calibrated")["own_passage"].as_f64().unwrap()
+            >= row(3, "passage probability")["own_passage"]
+                .as_f64()
+                .unwrap()
+    );
+    let err = bertqa(&[
+        &"calibrate",
+        &"--model-dir",
+        &folder,
+        &"--data",
+        &dev,
+        &"--null-data",
+        &dev,
+        &"--questions",
+        &"10",
+        &"--dry-run",
+    ]);
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("no null answer"));
+}

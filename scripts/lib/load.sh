@@ -12,15 +12,16 @@ load_setup() {
   cargo bench --quiet --bench load --no-run 2>/dev/null
 }
 
-# load PORT LABEL QUESTIONS LEVELS: the client's lines for /answer on 127.0.0.1:PORT, added to
-# LINES (one per client count).
+# load PORT LABEL QUESTIONS LEVELS [PASSAGES]: the client's lines for /answer on
+# 127.0.0.1:PORT, added to LINES (one per client count); PASSAGES > 1 sends `contexts`.
 LINES=""
 load() {
-  LINES+="$(cargo bench --quiet --bench load -- "http://127.0.0.1:$1/answer" "$DATA" "$3" "$4" "$2" 2>/dev/null)"$'\n'
+  LINES+="$(cargo bench --quiet --bench load -- "http://127.0.0.1:$1/answer" "$DATA" "$3" "$4" "$2" "${5:-1}" 2>/dev/null)"$'\n'
 }
 
 # load_bare PORT LABEL QUESTIONS LEVELS [SERVE_FLAG...]: the release `bertqa serve` (default
-# model) with SERVE_FLAGs on 127.0.0.1:PORT, loaded as `load` does, then stopped.
+# model) with SERVE_FLAGs on 127.0.0.1:PORT, loaded as `load` does (with LOAD_PASSAGES
+# passages per question when set), then stopped.
 LOAD_SERVER=""
 load_bare() {
   local port="$1" label="$2" questions="$3" levels="$4"
@@ -29,7 +30,7 @@ load_bare() {
     "$@" >/dev/null 2>&1 &
   LOAD_SERVER=$!
   scripts/wait-ready.sh "$port"
-  load "$port" "$label" "$questions" "$levels"
+  load "$port" "$label" "$questions" "$levels" "${LOAD_PASSAGES:-1}"
   kill -TERM "$LOAD_SERVER" && wait "$LOAD_SERVER" || true
   LOAD_SERVER=""
 }

@@ -279,11 +279,15 @@ impl Batcher {
     fn admit(&mut self, job: Job) {
         let id = self.next_id;
         self.next_id += 1;
-        for (index, window) in job.windows.iter().enumerate() {
+        // Shortest first within the job: a question's many passages then fill batches of
+        // similar lengths instead of padding short windows to the longest one.
+        let mut order: Vec<usize> = (0..job.windows.len()).collect();
+        order.sort_by_key(|&i| job.windows[i].len());
+        for index in order {
             self.queue.push(
                 job.priority,
                 (id, index, job.priority),
-                window.len(),
+                job.windows[index].len(),
                 job.since,
             );
         }

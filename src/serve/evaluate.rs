@@ -278,6 +278,7 @@ async fn predict(
         _only_one: only_one,
     };
     let featurizer = state.featurizer.clone();
+    let null_threshold = state.null_threshold;
     let answers = off_runtime(move || {
         let predictions =
             predict_examples(&examples, &featurizer, &config, &mut backend, |_, _| {}).map_err(
@@ -287,8 +288,7 @@ async fn predict(
                     other => ApiError::Internal(other.to_string()),
                 },
             )?;
-        let with_null = config.with_null.then_some(0.0);
-        let (answers, _) = prediction_files(&examples, &predictions, with_null);
+        let (answers, _) = prediction_files(&examples, &predictions, null_threshold);
         Ok(answers)
     })
     .await?;

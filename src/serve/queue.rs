@@ -14,6 +14,11 @@ pub enum Priority {
     Background,
 }
 
+/// Most padded tokens a batch may hold per real token before it stops taking longer
+/// windows: a window padded to twice its length costs twice its compute, while a CPU runs a
+/// smaller batch of similar lengths nearly as fast per token.
+pub const MAX_PADDING_RATIO: usize = 5; // in quarters: padded ≤ 1.25 × real
+
 /// Limits of one inference batch.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchBudget {
@@ -93,7 +98,7 @@ impl<T> WindowQueue<T> {
     }
 
     /// Decides the next batch: interactive windows first, then background ones, in arrival
-    /// order, while both budgets hold. The batch runs at once when it is full or when its
+    /// order, while both budgets hold and padding stays within [`MAX_PADDING_RATIO`]. The batch runs at once when it is full or when its
     /// oldest window has waited `max_delay`; otherwise the batcher waits for company.
     pub fn decide(&mut self, now: Instant, budget: &BatchBudget) -> Decision<T> {
         let oldest = self
@@ -108,16 +113,20 @@ impl<T> WindowQueue<T> {
         };
         let (mut from_interactive, mut longest, mut full) = (0, 0, false);
         let order = self.interactive.iter().chain(self.background.iter());
-        let mut taken = 0;
+        let (mut taken, mut real) = (0, 0);
         for (i, waiting) in order.enumerate() {
             let widest = longest.max(waiting.tokens);
+            let padded = (taken + 1) * widest;
             let fits = taken < budget.max_windows.max(1)
-                && (taken == 0 || (taken + 1) * widest <= budget.max_tokens);
+                && (taken == 0
+                    || (padded <= budget.max_tokens
+                        && 4 * padded <= MAX_PADDING_RATIO * (real + waiting.tokens)));
             if !fits {
                 full = true;
                 break;
             }
             taken += 1;
+            real += waiting.tokens;
             longest = widest;
             if i < self.interactive.len() {
                 from_interactive += 1;
@@ -198,13 +207,33 @@ mod tests {
     fn the_token_budget_counts_padding_to_the_longest_window() {
         let t0 = Instant::now();
         let mut queue = WindowQueue::default();
-        queue.push(Priority::Interactive, 0, 10, t0);
+        queue.push(Priority::Interactive, 0, 30, t0);
         queue.push(Priority::Interactive, 1, 40, t0);
-        queue.push(Priority::Interactive, 2, 10, t0);
+        queue.push(Priority::Interactive, 2, 30, t0);
         // 2 x 40 = 80 fits, 3 x 40 = 120 does not.
         assert_eq!(
             queue.decide(t0, &budget(8, 100, 1000)),
             Decision::Run(vec![0, 1])
+        );
+    }
+
+    #[test]
+    fn a_batch_stops_before_padding_outgrows_its_real_tokens() {
+        let t0 = Instant::now();
+        let mut queue = WindowQueue::default();
+        for (i, tokens) in [100, 110, 120, 300, 310].into_iter().enumerate() {
+            queue.push(Priority::Interactive, i, tokens, t0);
+        }
+        // 4 x 300 = 1200 padded for 630 real tokens: the long windows go in the next batch.
+        let b = budget(8, 100_000, 1000);
+        assert_eq!(queue.decide(t0, &b), Decision::Run(vec![0, 1, 2]));
+        assert_eq!(
+            queue.decide(t0, &b),
+            Decision::WaitUntil(t0 + Duration::from_secs(1))
+        );
+        assert_eq!(
+            queue.decide(t0 + Duration::from_secs(1), &b),
+            Decision::Run(vec![3, 4])
         );
     }
 
