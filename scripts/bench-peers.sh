@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# bertqa against the peers users would pick instead, same weights, same dev questions, one run:
+# Python ONNX Runtime with stock dynamic int8 (torch.onnx.export + quantize_dynamic per-channel,
+# bench/serve_ort.py) and the Hugging Face pipeline (bench/serve_hf.py), each behind a minimal
+# FastAPI server and measured by the same load client (benches/load.rs) as `bertqa serve`;
+# the Python ORT forms in-process too; and the accuracy of every int8 form on dev. Rewrites the
+# "peers" section of bench/RESULTS.md. Stop anything else using the cores first.
+# Usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS]
+#   MODEL_DIR: bertqa model folder (its int8 graph is served); CHECKPOINT_DIR: the same weights
+#   in Hugging Face layout (finetune's best/). Defaults: 1000 questions, 1,8,32,64, 2000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model="${1:?usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS]}"
+checkpoint="${2:?checkpoint folder (Hugging Face layout) of the same weights}"
+questions="${3:-1000}"
+levels="${4:-1,8,32,64}"
+accuracy_questions="${5:-2000}"
+python="$(scripts/bench-venv.sh --with-torch)"
+# shellcheck source=scripts/lib/load.sh
+source scripts/lib/load.sh
+load_setup
+trap 'load_cleanup; kill "${peer:-}" 2>/dev/null || true' EXIT
+graphs="$HOME/.cache/bertqa/peers/$(basename "$checkpoint")"
+[[ -f $graphs/model-int8.onnx ]] || "$python" bench/serve_ort.py "$checkpoint" build "$graphs" >&2
+
+load_bare 18094 bertqa-int8 "$questions" "$levels" --model-dir "$model"
+peer_http() { # LABEL COMMAND...
+  local label="$1"
+  shift
+  "$@" >/dev/null 2>&1 &
+  peer=$!
+  scripts/wait-ready.sh 18095 300
+  load 18095 "$label" "$questions" "$levels"
+  kill -TERM "$peer" && wait "$peer" || true
+  peer=""
+}
+peer_http ort-python-int8 "$python" bench/serve_ort.py "$checkpoint" serve "$graphs" 18095 int8
+peer_http hf-pipeline-fp32 "$python" bench/serve_hf.py "$checkpoint" serve 18095 fp32
+inprocess="$("$python" bench/serve_ort.py "$checkpoint" inprocess "$graphs" "$DATA" "$questions" 2>/dev/null)"
+accuracy="$("$python" bench/serve_ort.py "$checkpoint" accuracy "$graphs" "$DATA" "$accuracy_questions" 2>/dev/null)"
+"$CARGO_TARGET_DIR/release/bertqa" serve --model-dir "$model" --host 127.0.0.1 --port 18096 \
+  --log-format json >/dev/null 2>&1 &
+peer=$!
+scripts/wait-ready.sh 18096
+ours="$(curl -s "http://127.0.0.1:18096/evaluate?limit=$accuracy_questions" \
+  -H 'content-type: application/gzip' --data-binary @"$DATA" |
+  python3 -c 'import json, sys; r = json.load(sys.stdin); print("EM %.2f F1 %.2f over %d questions" % (r["exact_match"], r["f1"], r["total"]))')"
+kill -TERM "$peer" && wait "$peer" || true
+peer=""
+echo "$LINES"; echo "$inprocess"; echo "$accuracy"; echo "bertqa int8: $ours"
+table="$(echo "$LINES" | python3 scripts/lib/load_table.py)"
+# shellcheck source=scripts/lib/cpu.sh
+source scripts/lib/cpu.sh
+section="$(cat <<MD
+<!-- peers:begin -->
+## bertqa against Python ONNX Runtime int8 and the HF pipeline
+
+Same fine-tuned weights (\`$(basename "$model")\` and its checkpoint), the same load client
+(\`benches/load.rs\`, on the same cores), the first $questions dev v1.1 questions, one run:
+\`bertqa serve\` (its shipped int8 graph, default settings); Python ONNX Runtime with stock
+dynamic int8 (\`torch.onnx.export\` + \`quantize_dynamic\` per-channel QInt8, run_qa's windows
+and n-best search, \`bench/serve_ort.py\`) behind FastAPI/uvicorn; the Hugging Face
+\`pipeline("question-answering")\` fp32 behind the same FastAPI server.
+CPU: $(cpu_summary), measured $(date -u +%Y-%m-%d).
+Command: \`scripts/bench-peers.sh $model $checkpoint $questions $levels $accuracy_questions\`.
+
+$table
+
+In-process, one question per call (Python ONNX Runtime, default threads):
+$(echo "$inprocess" | sed 's/^/- /')
+
+Accuracy on the first $accuracy_questions dev questions:
+$(echo "$accuracy" | sed 's/^/- /')
+- bertqa int8 (\`POST /evaluate?limit=$accuracy_questions\`, official scoring): $ours
+<!-- peers:end -->
+MD
+)"
+scripts/bench-section.py bench/RESULTS.md peers "$section"
