@@ -1,12 +1,15 @@
 //! Property tests: windowing and decoding never panic on any Unicode input, and every answer
-//! returned is exactly `context[start..end]` (in characters).
+//! returned is exactly `context[start..end]` (in characters); the reader over many passages
+//! answers from a passage that may hold the answer, or abstains, never both.
 
 mod common;
 
 use std::sync::OnceLock;
 
-use bertqa::qa::decode::{decode, DecodeConfig, WindowLogits};
+use bertqa::qa::calibration::ScoreCalibration;
+use bertqa::qa::decode::{decode, DecodeConfig, Prediction, RankedAnswer, WindowLogits};
 use bertqa::qa::features::{Featurizer, Window, WindowConfig};
+use bertqa::qa::reader::{read, ReaderConfig, Scoring};
 use proptest::prelude::*;
 
 fn featurizer(config: WindowConfig) -> Featurizer {
@@ -123,4 +126,76 @@ fn a_character_that_becomes_several_tokens_is_cut_whole() {
 /// Tokens of segment 0 less `[CLS]` and the first `[SEP]`: the question's own tokens.
 fn question_tokens(window: &Window) -> usize {
     window.token_type_ids.iter().filter(|&&t| t == 0).count() - 2
+}
+
+/// One passage's decoding with arbitrary logits: up to five spans, best first, and a null score.
+fn passage_prediction() -> impl Strategy<Value = Prediction> {
+    (
+        proptest::collection::vec((-20.0f32..20.0, -20.0f32..20.0), 0..5),
+        -20.0f32..20.0,
+    )
+        .prop_map(|(logits, null_score)| {
+            let mut answers: Vec<RankedAnswer> = logits
+                .iter()
+                .enumerate()
+                .map(|(i, &(s, e))| RankedAnswer {
+                    text: format!("span {i}"),
+                    start: i,
+                    end: i + 1,
+                    score: s + e,
+                    start_logit: s,
+                    end_logit: e,
+                    probability: 0.0,
+                })
+                .collect();
+            answers.sort_by(|a, b| b.score.total_cmp(&a.score));
+            let total: f32 = answers.iter().map(|a| a.score.exp()).sum();
+            for a in &mut answers {
+                a.probability = a.score.exp() / total;
+            }
+            Prediction {
+                answers,
+                null_score,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_reader_answers_from_a_passage_or_abstains_consistently(
+        predictions in proptest::collection::vec(passage_prediction(), 0..6),
+        scoring in 0usize..3,
+        null_threshold in proptest::option::of(-5.0f32..5.0),
+        min_score in proptest::option::of(0.0f32..1.0),
+        top_k in 1usize..6,
+    ) {
+        let scoring = match scoring {
+            0 => Scoring::PassageProbability,
+            1 => Scoring::SpanLogits,
+            _ => Scoring::Calibrated(ScoreCalibration { span_weight: 0.4, margin_weight: 0.2, bias: -3.0 }),
+        };
+        let config = ReaderConfig { scoring, null_threshold, min_score, top_k };
+        let reading = read(&predictions, &config);
+        prop_assert!(reading.answers.len() <= top_k);
+        prop_assert_eq!(reading.no_answer.is_some(), reading.best().is_none());
+        for answer in &reading.answers {
+            prop_assert!(answer.passage < predictions.len());
+            prop_assert!((0.0..=1.0).contains(&answer.score), "{}", answer.score);
+        }
+        if let Some(score) = reading.no_answer {
+            prop_assert!((0.0..=1.0).contains(&score));
+        }
+        if let Some(best) = reading.best() {
+            prop_assert!(min_score.is_none_or(|m| best.score >= m));
+            let passage = &predictions[best.passage];
+            let null_says_no = null_threshold.is_some_and(|t| passage.best_with_null(t).0.is_empty());
+            prop_assert!(!null_says_no, "answered from a passage whose null answer won");
+        }
+        if matches!(scoring, Scoring::Calibrated(_) | Scoring::PassageProbability) {
+            let scores: Vec<f32> = reading.answers.iter().map(|a| a.score).collect();
+            prop_assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{:?}", scores);
+        }
+    }
 }
