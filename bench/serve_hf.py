@@ -14,6 +14,8 @@ import time
 import torch
 from transformers import pipeline
 
+from http_peer import serve_answers
+
 
 def qa_pipeline(checkpoint, dtype):
     return pipeline("question-answering", model=checkpoint, tokenizer=checkpoint,
@@ -21,27 +23,13 @@ def qa_pipeline(checkpoint, dtype):
 
 
 def serve(checkpoint, port, dtype):
-    import uvicorn
-    from fastapi import FastAPI
-    from pydantic import BaseModel
-
     qa = qa_pipeline(checkpoint, dtype)
-    app = FastAPI()
 
-    class Query(BaseModel):
-        question: str
-        context: str
-
-    @app.post("/answer")
-    def answer(query: Query):
-        out = qa(question=query.question, context=query.context)
+    def answer(question, context):
+        out = qa(question=question, context=context)
         return {"answer": out["answer"], "score": float(out["score"]), "start": out["start"], "end": out["end"]}
 
-    @app.get("/ready")
-    def ready():
-        return {"status": "ok"}
-
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    serve_answers(answer, port)
 
 
 def in_process(checkpoint, data, questions):

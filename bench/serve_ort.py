@@ -25,6 +25,8 @@ import numpy as np
 import onnxruntime as ort
 from transformers import AutoTokenizer
 
+from http_peer import serve_answers
+
 MAX_LEN, STRIDE, N_BEST, MAX_ANSWER = 384, 128, 20, 30
 
 
@@ -106,26 +108,8 @@ def f1(prediction, gold):
 
 
 def serve(checkpoint, out, port, form):
-    import uvicorn
-    from fastapi import FastAPI
-    from pydantic import BaseModel
-
     reader = Reader(checkpoint, f"{out}/{'model-int8' if form == 'int8' else 'model'}.onnx")
-    app = FastAPI()
-
-    class Query(BaseModel):
-        question: str
-        context: str
-
-    @app.post("/answer")
-    def answer(query: Query):
-        return reader.answer(query.question, query.context)
-
-    @app.get("/ready")
-    def ready():
-        return {"status": "ready"}
-
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    serve_answers(reader.answer, port)
 
 
 def main():

@@ -131,7 +131,7 @@ fn tune_null_threshold(model: &mut LoadedModel, path: &Path) -> anyhow::Result<f
 }
 
 /// The file's name, for the record (the folder it was in says nothing about the model).
-pub fn file_name(path: &std::path::Path) -> String {
+fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

@@ -61,22 +61,8 @@ impl ModelArgs {
     }
 }
 
-impl LoadedModel {
-    /// Prediction settings of a model (its answer length, its null answer).
-    pub fn predict_config_of(manifest: &ModelManifest) -> PredictConfig {
-        PredictConfig {
-            decode: DecodeConfig {
-                max_answer_len: manifest.max_answer_len,
-                ..DecodeConfig::default()
-            },
-            with_null: manifest.allows_no_answer(),
-            ..PredictConfig::default()
-        }
-    }
-}
-
 /// A progress bar of windows predicted, on stderr.
-pub fn window_bar() -> ProgressBar {
+fn window_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} windows | {per_sec} | ETA {eta}")
@@ -86,9 +72,21 @@ pub fn window_bar() -> ProgressBar {
 }
 
 impl LoadedModel {
+    /// Prediction settings of this model (its answer length, its null answer).
+    fn predict_config(&self) -> PredictConfig {
+        PredictConfig {
+            decode: DecodeConfig {
+                max_answer_len: self.manifest.max_answer_len,
+                ..DecodeConfig::default()
+            },
+            with_null: self.manifest.allows_no_answer(),
+            ..PredictConfig::default()
+        }
+    }
+
     /// Decodes every example with this model, with a progress bar.
     pub fn predict(&mut self, examples: &[Example]) -> anyhow::Result<Vec<Prediction>> {
-        let config = Self::predict_config_of(&self.manifest);
+        let config = self.predict_config();
         let bar = window_bar();
         let engine = &mut self.engine;
         let mut backend = BatchRunner::new(self.featurizer.pad_id(), |batch: &PaddedBatch| {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::qa::calibration::{expected_calibration_error, CalibrationSample, ScoreCalibration};
 use crate::qa::decode::Prediction;
 use crate::qa::reader::{read, ReaderConfig, Scoring};
-use crate::qa::squad::metrics::{exact_match, f1_v1};
+use crate::qa::squad::metrics::{exact_match, f1_v1, max_over};
 use crate::qa::squad::passages::Passages;
 use crate::qa::squad::Example;
 
@@ -122,11 +122,7 @@ pub fn score_readings(
         };
         let em = best_exact(example, &best.answer.text);
         exact += em;
-        f1 += example
-            .gold_texts
-            .iter()
-            .map(|g| f1_v1(&best.answer.text, g))
-            .fold(0.0, f64::max);
+        f1 += max_over(golds(example), |g| f1_v1(&best.answer.text, g));
         own += usize::from(best.passage == set.own);
         scored.push((best.score, em > 0.0));
     }
@@ -150,9 +146,9 @@ pub fn fit_calibration(
 }
 
 fn best_exact(example: &Example, text: &str) -> f64 {
-    example
-        .gold_texts
-        .iter()
-        .map(|g| exact_match(text, g))
-        .fold(0.0, f64::max)
+    max_over(golds(example), |g| exact_match(text, g))
+}
+
+fn golds(example: &Example) -> impl Iterator<Item = &str> {
+    example.gold_texts.iter().map(String::as_str)
 }

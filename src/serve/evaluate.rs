@@ -268,7 +268,7 @@ async fn predict(
             max_answer_len: state.answer_len,
             ..DecodeConfig::default()
         },
-        with_null: state.with_null,
+        with_null: state.null_threshold.is_some(),
     };
     let guard = AbandonOnDrop(Arc::new(AtomicBool::new(false)));
     let mut backend = QueueBackend {

@@ -66,11 +66,10 @@ pub struct AppState {
     pub window: WindowConfig,
     /// Default answer length in tokens.
     pub answer_len: usize,
-    /// True for SQuAD v2.0 models (answers may be empty).
-    pub with_null: bool,
     /// How answers of different passages compare (calibrated when the model folder is).
     pub scoring: Scoring,
-    /// The trained null threshold of a SQuAD v2.0 model; `None` for v1.1 models.
+    /// The trained null threshold of a SQuAD v2.0 model; `None` for v1.1 models, which have
+    /// no null answer (so `is_some` also says whether answers may be empty).
     pub null_threshold: Option<f32>,
     /// Question + context → windows, exactly as in training.
     pub featurizer: Arc<Featurizer>,
@@ -226,7 +225,6 @@ impl Service {
         let state = Arc::new(AppState {
             window,
             answer_len: config.answer_len(&manifest),
-            with_null: manifest.allows_no_answer(),
             scoring: manifest
                 .score_calibration
                 .as_ref()

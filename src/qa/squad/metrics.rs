@@ -93,7 +93,9 @@ pub fn f1_v2(prediction: &str, gold: &str) -> f64 {
     }
 }
 
-fn max_over<'g>(golds: impl Iterator<Item = &'g str>, f: impl Fn(&str) -> f64) -> f64 {
+/// The best of `f` over the gold answers (0 when there are none): how every metric scores one
+/// prediction against several golds.
+pub fn max_over<'g>(golds: impl Iterator<Item = &'g str>, f: impl Fn(&str) -> f64) -> f64 {
     golds.map(f).fold(f64::NEG_INFINITY, f64::max).max(0.0)
 }
 

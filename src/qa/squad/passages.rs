@@ -52,12 +52,13 @@ impl Passages {
         let Some(article) = self.articles.get(example.article) else {
             return vec![];
         };
+        let answers = AnswerWords::of(example);
         let mut order: Vec<usize> = (0..article.len()).collect();
         rng.shuffle(&mut order);
         order
             .into_iter()
             .map(|i| &article[i])
-            .filter(|p| p.text != example.context && free_of_answers(p, example))
+            .filter(|p| p.text != example.context && answers.absent_from(p))
             .take(n)
             .map(|p| Arc::clone(&p.text))
             .collect()
@@ -71,6 +72,7 @@ impl Passages {
         n: usize,
         rng: &mut SplitMix64,
     ) -> Vec<Arc<str>> {
+        let answers = AnswerWords::of(example);
         let mut out: Vec<Arc<str>> = Vec::with_capacity(n);
         let articles = self.articles.len() as u64;
         for _ in 0..n * 4 {
@@ -83,7 +85,7 @@ impl Passages {
                 continue;
             }
             let p = &article[(rng.next_u64() % article.len() as u64) as usize];
-            if free_of_answers(p, example) && !out.contains(&p.text) {
+            if answers.absent_from(p) && !out.contains(&p.text) {
                 out.push(Arc::clone(&p.text));
             }
         }
@@ -111,12 +113,29 @@ impl Passages {
     }
 }
 
-/// Whether none of the example's gold answers appears, as whole normalized words, in `p`.
-fn free_of_answers(p: &Passage, example: &Example) -> bool {
-    example.gold_texts.iter().all(|gold| {
-        let gold = normalize_answer(gold);
-        gold.is_empty() || !p.padded_normalized.contains(&format!(" {gold} "))
-    })
+/// An example's gold answers normalized once, as the whole-word needles every candidate
+/// paragraph is searched for.
+struct AnswerWords(Vec<String>);
+
+impl AnswerWords {
+    fn of(example: &Example) -> Self {
+        Self(
+            example
+                .gold_texts
+                .iter()
+                .map(|gold| normalize_answer(gold))
+                .filter(|gold| !gold.is_empty())
+                .map(|gold| format!(" {gold} "))
+                .collect(),
+        )
+    }
+
+    /// Whether none of the answers appears, as whole normalized words, in `p`.
+    fn absent_from(&self, p: &Passage) -> bool {
+        self.0
+            .iter()
+            .all(|needle| !p.padded_normalized.contains(needle))
+    }
 }
 
 /// Unanswerable examples made from the answerable ones: about `ratio` per question (the

@@ -94,11 +94,7 @@ async fn answer_one(
     passages: request::Passages,
     record: &RequestRecord,
 ) -> Result<AnswerResponse, ApiError> {
-    let texts: Vec<Arc<str>> = passages
-        .list
-        .iter()
-        .map(|p| Arc::from(p.text.as_str()))
-        .collect();
+    let texts: Vec<Arc<str>> = passages.list.iter().map(|p| p.text.clone()).collect();
     let windows = state
         .tokenize(request.question, texts.clone(), record)
         .await?;
@@ -122,7 +118,7 @@ async fn answer_one(
         min_score: request.min_score,
         top_k: request.top_k.unwrap_or(1),
     };
-    let with_null = state.with_null;
+    let with_null = state.null_threshold.is_some();
     let logits = inferred.logits;
     let reading = state
         .pool

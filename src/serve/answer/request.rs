@@ -1,6 +1,8 @@
 //! The `/answer` request: its wire types (from which the OpenAPI document is generated, so
 //! the two cannot drift) and the checks the schema cannot state.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -90,8 +92,8 @@ pub struct Passages {
 /// A passage as the handler uses it.
 #[derive(Debug, Clone)]
 pub struct Passage {
-    /// The text.
-    pub text: String,
+    /// The text, shared with the windows made from it.
+    pub text: Arc<str>,
     /// The caller's id, when given.
     pub id: Option<String>,
 }
@@ -151,7 +153,7 @@ impl AnswerRequest {
         self.check_options(limits)?;
         let from_list = self.contexts.is_some();
         let passages = match (self.context.take(), self.contexts.take()) {
-            (Some(text), None) => vec![Passage { text, id: None }],
+            (Some(text), None) => vec![Passage::from(PassageInput::Text(text))],
             (None, Some(list)) => list.into_iter().map(Passage::from).collect(),
             (Some(_), Some(_)) => return Err(invalid("give context or contexts, not both")),
             (None, None) => return Err(invalid("give context (a string) or contexts (a list)")),
@@ -206,9 +208,12 @@ impl AnswerRequest {
 impl From<PassageInput> for Passage {
     fn from(input: PassageInput) -> Self {
         match input {
-            PassageInput::Text(text) => Self { text, id: None },
+            PassageInput::Text(text) => Self {
+                text: text.into(),
+                id: None,
+            },
             PassageInput::Identified(p) => Self {
-                text: p.text,
+                text: p.text.into(),
                 id: Some(p.id),
             },
         }
