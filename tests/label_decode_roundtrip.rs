@@ -47,10 +47,10 @@ fn oracle_logits_at_the_labels_decode_to_the_gold_answer() {
         )
         .unwrap();
         let gold = &example.answers[0].text;
-        if metrics::exact_match(prediction.best_text(), gold) == 1.0 {
+        if metrics::exact_match(prediction.chosen_text(None), gold) == 1.0 {
             exact += 1;
         } else if misses.len() < 5 {
-            misses.push((prediction.best_text().to_string(), gold.clone()));
+            misses.push((prediction.chosen_text(None).to_string(), gold.clone()));
         }
     }
     let rate = exact as f64 / examples.len() as f64;

@@ -190,7 +190,7 @@ proptest! {
         if let Some(best) = reading.best() {
             prop_assert!(min_score.is_none_or(|m| best.score >= m));
             let passage = &predictions[best.passage];
-            let null_says_no = null_threshold.is_some_and(|t| passage.best_with_null(t).0.is_empty());
+            let null_says_no = null_threshold.is_some_and(|t| passage.chosen(Some(t)).is_none());
             prop_assert!(!null_says_no, "answered from a passage whose null answer won");
         }
         if matches!(scoring, Scoring::Calibrated(_) | Scoring::PassageProbability) {

@@ -188,14 +188,11 @@ pub fn prediction_files(
     let mut answers = HashMap::with_capacity(examples.len());
     let mut null_odds = Map::new();
     for (example, prediction) in examples.iter().zip(predictions) {
-        let text = match null_threshold {
-            None => prediction.best_text().to_string(),
-            Some(threshold) => {
-                let (text, margin) = prediction.best_with_null(threshold);
-                null_odds.insert(example.id.clone(), Value::from(f64::from(margin)));
-                text.to_string()
-            }
-        };
+        if null_threshold.is_some() {
+            let margin = f64::from(prediction.null_margin());
+            null_odds.insert(example.id.clone(), Value::from(margin));
+        }
+        let text = prediction.chosen_text(null_threshold).to_string();
         answers.insert(example.id.clone(), text);
     }
     (answers, null_odds)

@@ -93,28 +93,28 @@ pub struct Prediction {
 }
 
 impl Prediction {
-    /// The answer text under SQuAD v2.0 rules: empty when the null score beats the best span
-    /// by more than `threshold`; the second value is that margin (the "null odds").
-    pub fn best_with_null(&self, threshold: f32) -> (&str, f32) {
-        match self.answers.first() {
-            None => ("", f32::INFINITY),
-            Some(best) => {
-                let margin = self.null_score - best.start_logit - best.end_logit;
-                (
-                    if margin > threshold {
-                        ""
-                    } else {
-                        best.text.as_str()
-                    },
-                    margin,
-                )
-            }
+    /// How much more the model believes "no answer" than its best span (the "null odds" of
+    /// SQuAD v2.0); infinite when no span was possible.
+    pub fn null_margin(&self) -> f32 {
+        self.answers.first().map_or(f32::INFINITY, |best| {
+            self.null_score - best.start_logit - best.end_logit
+        })
+    }
+
+    /// The answer given: the best span, unless a v2.0 model's null score beats it by more than
+    /// `null_threshold` (then none). `None` as threshold means SQuAD v1.1 rules (always a span
+    /// when one was possible).
+    pub fn chosen(&self, null_threshold: Option<f32>) -> Option<&RankedAnswer> {
+        let best = self.answers.first()?;
+        match null_threshold {
+            Some(threshold) if self.null_margin() > threshold => None,
+            _ => Some(best),
         }
     }
 
-    /// The best span's text (SQuAD v1.1 rules), empty when no span was possible.
-    pub fn best_text(&self) -> &str {
-        self.answers.first().map_or("", |a| a.text.as_str())
+    /// The text of [`Self::chosen`], empty when it is none.
+    pub fn chosen_text(&self, null_threshold: Option<f32>) -> &str {
+        self.chosen(null_threshold).map_or("", |a| a.text.as_str())
     }
 }
 
@@ -264,7 +264,7 @@ mod tests {
             end: end.to_vec(),
         }];
         let p = decode(context, &[w], &logits, &DecodeConfig::default(), false).unwrap();
-        assert_eq!(p.best_text(), "Denver Broncos");
+        assert_eq!(p.chosen_text(None), "Denver Broncos");
         assert_eq!((p.answers[0].start, p.answers[0].end), (0, 14));
         assert_eq!(p.null_score, 0.0);
         let total: f32 = p.answers.iter().map(|a| a.probability).sum();
@@ -296,7 +296,13 @@ mod tests {
             .collect();
         assert_eq!(spans, vec![(3, 5, 6.0), (0, 5, 4.0), (0, 2, 2.0)]);
         assert_eq!(p.null_score, 0.0);
-        assert_eq!(p.best_with_null(0.0), ("cd", -6.0));
+        assert_eq!((p.chosen_text(Some(0.0)), p.null_margin()), ("cd", -6.0));
+        assert_eq!(
+            p.chosen(Some(-7.0)),
+            None,
+            "the null answer wins by more than 7"
+        );
+        assert_eq!(p.chosen_text(None), "cd", "v1.1 rules always answer");
         assert!(decode(context, &[], &logits, &DecodeConfig::default(), true).is_err());
     }
 
@@ -314,7 +320,7 @@ mod tests {
             max_answer_len: 1,
         };
         let p = decode(context, &[w], &logits, &config, false).unwrap();
-        assert_eq!(p.best_text(), "cafe\u{301}");
+        assert_eq!(p.chosen_text(None), "cafe\u{301}");
         assert!(p.answers.iter().all(|a| a.text != "cafe\u{301} x"));
     }
 }

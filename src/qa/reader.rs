@@ -71,7 +71,7 @@ pub fn read(predictions: &[Prediction], config: &ReaderConfig) -> Reading {
     for (passage, prediction) in predictions.iter().enumerate() {
         let says_null = config
             .null_threshold
-            .is_some_and(|t| prediction.best_with_null(t).0.is_empty());
+            .is_some_and(|t| prediction.chosen(Some(t)).is_none());
         let spans = prediction
             .answers
             .iter()

@@ -131,9 +131,19 @@ pub struct ServeConfig {
         hide_env_values = true
     )]
     pub evaluate_api_keys: Vec<ApiKey>,
-    /// Whether `POST /evaluate` is served (off: 404).
+    /// Whether `POST /evaluate` and the `/evaluations` jobs are served (off: 404).
     #[arg(long, env = "BERTQA_EVALUATE", value_enum, default_value_t = Switch::On)]
     pub evaluate: Switch,
+    /// Evaluation jobs that may wait behind the running one (each holds its parsed file);
+    /// more are refused with 429.
+    #[arg(long, env = "BERTQA_MAX_QUEUED_EVALUATIONS", default_value_t = 4)]
+    pub max_queued_evaluations: usize,
+    /// Finished evaluation jobs kept for `GET /evaluations/{id}`, oldest forgotten first.
+    #[arg(long, env = "BERTQA_EVALUATIONS_KEPT", default_value_t = 16)]
+    pub evaluations_kept: usize,
+    /// Seconds a finished evaluation job is kept.
+    #[arg(long, env = "BERTQA_EVALUATION_RETENTION_SECS", default_value_t = 3600)]
+    pub evaluation_retention_secs: u64,
     /// `/metrics` needs an `--api-key` too (by default it is open, like the probes).
     #[arg(long, env = "BERTQA_METRICS_AUTH")]
     pub metrics_auth: bool,
@@ -209,6 +219,7 @@ impl ServeConfig {
             ("--max-contexts", self.max_contexts),
             ("--payload-limit", self.payload_limit),
             ("--evaluate-payload-limit", self.evaluate_payload_limit),
+            ("--max-queued-evaluations", self.max_queued_evaluations),
             ("--max-answer-len", self.answer_len(manifest)),
             ("--threads", self.threads.unwrap_or(1)),
             ("--workers", self.workers),

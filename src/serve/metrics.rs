@@ -34,6 +34,9 @@ pub struct Metrics {
     pub dropped_windows: IntCounter,
     /// Evaluation runs by outcome (`ok`, `error`).
     pub evaluations: IntCounterVec,
+    /// Evaluation jobs kept by the server, by state (queued, running, done, failed,
+    /// cancelled): how full the job queue is and what finished ones still hold memory.
+    pub evaluation_jobs: IntGaugeVec,
     /// Exact Match of the last finished evaluation, in percent.
     pub last_exact_match: Gauge,
     /// F1 of the last finished evaluation, in percent.
@@ -125,6 +128,10 @@ impl Metrics {
                 Opts::new("evaluations_total", "Evaluation runs by outcome"),
                 &["outcome"],
             )?,
+            evaluation_jobs: IntGaugeVec::new(
+                Opts::new("evaluation_jobs", "Evaluation jobs kept, by state"),
+                &["state"],
+            )?,
             last_exact_match: Gauge::new(
                 "last_evaluation_exact_match",
                 "Exact Match (percent) of the last evaluation",
@@ -154,6 +161,7 @@ impl Metrics {
             Box::new(self.queue_depth.clone()),
             Box::new(self.dropped_windows.clone()),
             Box::new(self.evaluations.clone()),
+            Box::new(self.evaluation_jobs.clone()),
             Box::new(self.last_exact_match.clone()),
             Box::new(self.last_f1.clone()),
             Box::new(self.info.clone()),

@@ -9,7 +9,7 @@
 //! ```
 //! Rooms: [`config`] (flags), [`queue`] (the pure batching rule), [`batcher`] (the thread
 //! that drives it), [`workers`] (the sessions it hands batches to), [`health`] (its vital signs), [`pool`] (threads for requests' CPU work),
-//! [`answer`] and [`evaluate`] (the routes), [`ops`] and [`info`] (health, readiness, metrics,
+//! [`answer`] and [`evaluation`] (the routes), [`ops`] and [`info`] (health, readiness, metrics,
 //! facts), [`auth`] (API keys), [`trace`] (request ids, timings, access log, request metrics),
 //! [`error`] (one error type → status codes), [`body`] (request bodies), [`metrics`] and
 //! [`openapi`].
@@ -20,7 +20,7 @@ pub mod batcher;
 pub mod body;
 pub mod config;
 pub mod error;
-pub mod evaluate;
+pub mod evaluation;
 pub mod health;
 pub mod info;
 pub mod metrics;
@@ -48,6 +48,8 @@ use self::auth::{AccessPolicy, Guarded};
 use self::batcher::BatcherHandle;
 use self::config::{ServeConfig, Switch};
 use self::error::ApiError;
+use self::evaluation::jobs::{EvaluationJobs, JobLimits};
+use self::evaluation::{routes as jobs, sync};
 use self::health::{InferenceHealth, Verdict};
 use self::info::ServiceInfo;
 use self::metrics::Metrics;
@@ -87,8 +89,10 @@ pub struct AppState {
     pub pool: CpuPool,
     /// Questions in progress, at most `--max-concurrent-questions`.
     questions: Arc<Semaphore>,
-    /// One evaluation at a time.
+    /// One evaluation at a time (`/evaluate` or a job).
     pub evaluation: Arc<Semaphore>,
+    /// Evaluation jobs, waiting, running and finished.
+    pub jobs: Arc<EvaluationJobs>,
     /// Set once shutdown begins: readiness fails and new work is refused.
     draining: AtomicBool,
 }
@@ -233,7 +237,6 @@ impl Service {
             featurizer: Arc::new(featurizer),
             batcher,
             health,
-            metrics,
             info,
             access: AccessPolicy::new(
                 &config.api_keys,
@@ -243,6 +246,15 @@ impl Service {
             pool: CpuPool::start(config.tokenizer_workers())?,
             questions: Arc::new(Semaphore::new(config.max_concurrent_questions)),
             evaluation: Arc::new(Semaphore::new(1)),
+            metrics: metrics.clone(),
+            jobs: Arc::new(EvaluationJobs::new(
+                JobLimits {
+                    max_queued: config.max_queued_evaluations,
+                    kept: config.evaluations_kept,
+                    kept_for: Duration::from_secs(config.evaluation_retention_secs),
+                },
+                metrics.clone(),
+            )),
             draining: AtomicBool::new(false),
             config,
         });
@@ -267,6 +279,10 @@ impl Service {
             router,
             inference,
         } = self;
+        tokio::spawn(evaluation::jobs::work(
+            state.jobs.clone(),
+            Arc::downgrade(&state),
+        ));
         let draining = state.clone();
         let signal = async move {
             let died = tokio::select! {
@@ -274,6 +290,7 @@ impl Service {
                 () = draining.health.ended() => true,
             };
             draining.draining.store(true, Ordering::SeqCst);
+            draining.jobs.close();
             if died {
                 tracing::error!("the inference thread stopped: shutting down");
             } else {
@@ -302,9 +319,17 @@ fn router(state: Arc<AppState>) -> Router {
     let guard = |route: Guarded| {
         axum::middleware::from_fn_with_state((state.clone(), route), auth::require)
     };
-    let evaluate = match config.evaluate {
-        Switch::On => post(evaluate::evaluate),
-        Switch::Off => post(evaluate::turned_off),
+    let (evaluate, evaluations, evaluation) = match config.evaluate {
+        Switch::On => (
+            post(sync::evaluate),
+            post(jobs::start).get(jobs::list),
+            get(jobs::status).delete(jobs::cancel),
+        ),
+        Switch::Off => (
+            post(sync::turned_off),
+            post(sync::turned_off).get(sync::turned_off),
+            get(sync::turned_off).delete(sync::turned_off),
+        ),
     };
     let api = Router::new()
         .route(
@@ -318,6 +343,16 @@ fn router(state: Arc<AppState>) -> Router {
             evaluate
                 .layer(DefaultBodyLimit::max(config.evaluate_payload_limit))
                 .layer(guard(Guarded::Evaluate)),
+        )
+        .route(
+            "/evaluations",
+            evaluations
+                .layer(DefaultBodyLimit::max(config.evaluate_payload_limit))
+                .layer(guard(Guarded::Evaluate)),
+        )
+        .route(
+            "/evaluations/{id}",
+            evaluation.layer(guard(Guarded::Evaluate)),
         )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))

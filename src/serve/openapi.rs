@@ -11,9 +11,12 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::answer::{AnswerInput, AnswerOutput, AnswerRequest, AnswerResponse, AnswerSpan};
 use super::error::ErrorBody;
-use super::evaluate::EvaluateResponse;
+use super::evaluation::jobs::JobState;
+use super::evaluation::routes::{EvaluationResult, EvaluationStatus};
+use super::evaluation::run::EvaluateResponse;
 use super::info::{Architecture, GraphInfo, Limits, ServiceInfo};
 use super::ops::Status;
+use crate::qa::squad::report::{EvaluationReport, GroupScore, QuestionResult};
 use crate::qa::squad::{Answer, Article, Paragraph, QuestionAnswers, SquadFile};
 
 /// The bertqa HTTP API.
@@ -25,7 +28,11 @@ use crate::qa::squad::{Answer, Article, Paragraph, QuestionAnswers, SquadFile};
     ),
     paths(
         super::answer::answer,
-        super::evaluate::evaluate,
+        super::evaluation::sync::evaluate,
+        super::evaluation::routes::start,
+        super::evaluation::routes::list,
+        super::evaluation::routes::status,
+        super::evaluation::routes::cancel,
         super::ops::health,
         super::ops::ready,
         super::ops::metrics,
@@ -38,6 +45,12 @@ use crate::qa::squad::{Answer, Article, Paragraph, QuestionAnswers, SquadFile};
         AnswerResponse,
         AnswerSpan,
         EvaluateResponse,
+        EvaluationStatus,
+        EvaluationResult,
+        JobState,
+        EvaluationReport,
+        QuestionResult,
+        GroupScore,
         ErrorBody,
         SquadFile,
         Article,
@@ -50,7 +63,7 @@ use crate::qa::squad::{Answer, Article, Paragraph, QuestionAnswers, SquadFile};
         GraphInfo,
         Limits
     )),
-    tags((name = "qa", description = "Question answering"), (name = "ops", description = "Operations"))
+    tags((name = "qa", description = "Question answering"), (name = "evaluations", description = "Evaluation jobs: start, watch, read, cancel"), (name = "ops", description = "Operations"))
 )]
 pub struct ApiDoc;
 

@@ -99,6 +99,43 @@ pub fn max_over<'g>(golds: impl Iterator<Item = &'g str>, f: impl Fn(&str) -> f6
     golds.map(f).fold(f64::NEG_INFINITY, f64::max).max(0.0)
 }
 
+/// A token F1 of one script ([`f1_v1`] or [`f1_v2`]).
+type TokenF1 = fn(&str, &str) -> f64;
+
+/// Exact Match and F1 of one question's prediction (each 0 to 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuestionScore {
+    /// 1 when the prediction matches a gold answer after normalization.
+    pub exact: f64,
+    /// The best token F1 over the gold answers.
+    pub f1: f64,
+}
+
+/// One question scored the way `version`'s official script scores it: v1.1 takes the best
+/// over every gold text; v2.0 ignores golds that normalize to nothing and scores a question
+/// without any against the empty answer (so abstaining on it is right). Both scripts and the
+/// per-question report use this, so they cannot disagree.
+pub fn question_score<'g>(
+    version: SquadVersion,
+    golds: impl Iterator<Item = &'g str>,
+    prediction: &str,
+) -> QuestionScore {
+    let (mut golds, f1): (Vec<&str>, TokenF1) = match version {
+        SquadVersion::V1 => (golds.collect(), f1_v1),
+        SquadVersion::V2 => (
+            golds.filter(|t| !normalize_answer(t).is_empty()).collect(),
+            f1_v2,
+        ),
+    };
+    if version == SquadVersion::V2 && golds.is_empty() {
+        golds.push("");
+    }
+    QuestionScore {
+        exact: max_over(golds.iter().copied(), |g| exact_match(prediction, g)),
+        f1: max_over(golds.iter().copied(), |g| f1(prediction, g)),
+    }
+}
+
 /// The official scores of `predictions` (question id → answer text) on `dataset`, by the
 /// official script for the dataset's version (values in percent).
 /// `na_probs` (question id → no-answer probability, in file order) only matters for v2.0.
@@ -125,9 +162,10 @@ pub fn score_v1(
         let Some(prediction) = predictions.get(&qa.id) else {
             continue;
         };
-        let golds = || qa.answers.iter().map(|a| a.text.as_str());
-        exact += max_over(golds(), |g| exact_match(prediction, g)) as u64;
-        f1 += max_over(golds(), |g| f1_v1(prediction, g));
+        let golds = qa.answers.iter().map(|a| a.text.as_str());
+        let scored = question_score(SquadVersion::V1, golds, prediction);
+        exact += scored.exact as u64;
+        f1 += scored.f1;
     }
     if total == 0 {
         return Err(ScoreError::Empty("the dataset has no questions"));
@@ -169,20 +207,11 @@ fn raw_scores_v2(dataset: &SquadFile, predictions: &HashMap<String, String>) -> 
         {
             answer_order.push(qa.id.clone());
         }
-        let mut golds: Vec<&str> = qa
-            .answers
-            .iter()
-            .map(|a| a.text.as_str())
-            .filter(|t| !normalize_answer(t).is_empty())
-            .collect();
-        if golds.is_empty() {
-            golds.push("");
-        }
         let Some(prediction) = predictions.get(&qa.id) else {
             continue;
         };
-        let e = max_over(golds.iter().copied(), |g| exact_match(prediction, g));
-        let f = max_over(golds.iter().copied(), |g| f1_v2(prediction, g));
+        let golds = qa.answers.iter().map(|a| a.text.as_str());
+        let QuestionScore { exact: e, f1: f } = question_score(SquadVersion::V2, golds, prediction);
         match position.get(&qa.id) {
             Some(&i) => {
                 raw.exact[i] = e;

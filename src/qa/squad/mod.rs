@@ -4,6 +4,7 @@ pub mod load;
 pub mod metrics;
 pub mod normalize;
 pub mod passages;
+pub mod report;
 pub mod schema;
 pub mod scores;
 

@@ -1,0 +1,346 @@
+//! The one way an evaluation runs, for `POST /evaluate` and for jobs: its questions go
+//! through the prediction path in chunks with the service's queue as backend (background
+//! priority, so `/answer` goes first), each chunk scored as it ends (the running EM/F1 a
+//! progress bar shows), then the official scores of the whole file and the report.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use utoipa::ToSchema;
+
+use super::super::batcher::BatcherHandle;
+use super::super::error::ApiError;
+use super::super::queue::Priority;
+use super::super::{off_runtime, AppState};
+use super::upload::Upload;
+use crate::pipeline::predict::{predict_examples, PredictConfig, PredictError, WindowBackend};
+use crate::qa::decode::{DecodeConfig, WindowLogits};
+use crate::qa::features::Window;
+use crate::qa::squad::metrics::{self, Scores};
+use crate::qa::squad::report::{passages_of, EvaluationReport, QuestionResult};
+
+/// Scores of one evaluation, as the official script computes them (percent).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EvaluateResponse {
+    /// Exact Match.
+    pub exact_match: f64,
+    /// Token F1.
+    pub f1: f64,
+    /// Questions scored.
+    pub total: usize,
+    /// v2.0: Exact Match on answerable questions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_ans_exact: Option<f64>,
+    /// v2.0: F1 on answerable questions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_ans_f1: Option<f64>,
+    /// v2.0: answerable questions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_ans_total: Option<usize>,
+    /// v2.0: Exact Match on unanswerable questions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_ans_exact: Option<f64>,
+    /// v2.0: F1 on unanswerable questions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_ans_f1: Option<f64>,
+    /// v2.0: unanswerable questions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_ans_total: Option<usize>,
+    /// Questions answered per second, scoring included (receiving the file not).
+    pub questions_per_second: f64,
+    /// Wall time of answering and scoring.
+    pub duration_ms: u64,
+    /// Question id -> predicted answer (with `predictions=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<HashMap<String, String>>,
+}
+
+/// A finished evaluation.
+pub struct Finished {
+    /// The official scores.
+    pub scores: EvaluateResponse,
+    /// Question id -> predicted answer.
+    pub answers: HashMap<String, String>,
+    /// Every question's answer and score, the worst ones and the breakdowns.
+    pub report: EvaluationReport,
+}
+
+/// Why an evaluation ended without scores.
+#[derive(Debug)]
+pub enum Ended {
+    /// It was cancelled (`DELETE`, the client left, or shutdown).
+    Cancelled,
+    /// It failed.
+    Failed(ApiError),
+}
+
+/// Stops an evaluation at once: queued windows are dropped (the batcher drops a job whose
+/// waiter is gone) and no further chunk is sent.
+#[derive(Debug, Clone)]
+pub struct Cancel(Arc<watch::Sender<bool>>);
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Cancel {
+    /// Asks the evaluation to stop.
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// True once cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once cancelled.
+    pub async fn cancelled(&self) {
+        let mut seen = self.0.subscribe();
+        let _ = seen.wait_for(|cancelled| *cancelled).await;
+    }
+}
+
+/// What an evaluation has done so far, shared with whoever watches it.
+#[derive(Debug)]
+pub struct Progress {
+    total: usize,
+    results: Mutex<Vec<QuestionResult>>,
+}
+
+/// A look at [`Progress`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProgressSnapshot {
+    /// Questions answered and scored.
+    pub done: usize,
+    /// Questions in all.
+    pub total: usize,
+    /// Mean Exact Match of the questions done (percent), none before the first chunk.
+    pub exact_match: Option<f64>,
+    /// Mean F1 of the questions done (percent).
+    pub f1: Option<f64>,
+}
+
+impl Progress {
+    /// No question of `total` done yet.
+    pub fn new(total: usize) -> Self {
+        Self {
+            total,
+            results: Mutex::new(Vec::with_capacity(total)),
+        }
+    }
+
+    fn record(&self, chunk: Vec<QuestionResult>) {
+        self.lock().extend(chunk);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<QuestionResult>> {
+        self.results.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Questions done and their running scores.
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        let results = self.lock();
+        let done = results.len();
+        let mean = |f: fn(&QuestionResult) -> f64| {
+            (done > 0).then(|| results.iter().map(f).sum::<f64>() / done as f64)
+        };
+        ProgressSnapshot {
+            done,
+            total: self.total,
+            exact_match: mean(|r| r.exact_match),
+            f1: mean(|r| r.f1),
+        }
+    }
+}
+
+/// Batches' worth of windows in one group an evaluation sends to the queue: enough to keep
+/// the inference thread's batches full, few enough that an evaluation never floods the queue.
+const GROUP_BATCHES: usize = 4;
+
+/// Questions per scored chunk: about 20 steps of progress, each at least a batch's worth and
+/// at most 256 questions (so a full dev set reports every couple of seconds).
+fn chunk_size(questions: usize) -> usize {
+    questions.div_ceil(20).clamp(16, 256)
+}
+
+/// Runs `upload` to the end (or until `cancel`), recording each chunk in `progress`. Holds
+/// `only_one` (the one-evaluation permit) until its work has really ended.
+pub async fn run(
+    state: &Arc<AppState>,
+    upload: Upload,
+    progress: Arc<Progress>,
+    cancel: Cancel,
+    only_one: OwnedSemaphorePermit,
+) -> Result<Finished, Ended> {
+    let started = Instant::now();
+    let outcome = predict_in_chunks(state, &upload, progress, cancel.clone(), only_one).await;
+    let outcome = match outcome {
+        Err(_) if cancel.is_cancelled() => Err(Ended::Cancelled),
+        Err(error) => Err(Ended::Failed(error)),
+        Ok(results) => finish(&upload, results, started).map_err(Ended::Failed),
+    };
+    let label = match &outcome {
+        Ok(_) => "ok",
+        Err(Ended::Cancelled) => "cancelled",
+        Err(Ended::Failed(_)) => "error",
+    };
+    state.metrics.evaluations.with_label_values(&[label]).inc();
+    if let Ok(finished) = &outcome {
+        state
+            .metrics
+            .last_exact_match
+            .set(finished.scores.exact_match);
+        state.metrics.last_f1.set(finished.scores.f1);
+        tracing::info!(
+            questions = finished.scores.total,
+            exact_match = finished.scores.exact_match,
+            f1 = finished.scores.f1,
+            seconds = started.elapsed().as_secs_f64(),
+            "evaluation finished"
+        );
+    }
+    outcome
+}
+
+/// Every question through [`predict_examples`], chunk by chunk, on the blocking pool.
+async fn predict_in_chunks(
+    state: &Arc<AppState>,
+    upload: &Upload,
+    progress: Arc<Progress>,
+    cancel: Cancel,
+    only_one: OwnedSemaphorePermit,
+) -> Result<(Vec<Arc<str>>, Vec<QuestionResult>), ApiError> {
+    let config = PredictConfig {
+        max_batch_windows: GROUP_BATCHES * state.config.max_batch_size,
+        max_batch_tokens: GROUP_BATCHES * state.config.max_batch_tokens,
+        decode: DecodeConfig {
+            max_answer_len: state.answer_len,
+            ..DecodeConfig::default()
+        },
+        with_null: state.null_threshold.is_some(),
+    };
+    let mut backend = QueueBackend {
+        batcher: state.batcher.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        cancel,
+        _only_one: only_one,
+    };
+    let featurizer = state.featurizer.clone();
+    let null_threshold = state.null_threshold;
+    let examples = upload.examples.clone();
+    let version = upload.dataset.version_kind();
+    off_runtime(move || {
+        let (passages, passage_of) = passages_of(&examples);
+        let size = chunk_size(examples.len());
+        for (n, chunk) in examples.chunks(size).enumerate() {
+            let predictions =
+                predict_examples(chunk, &featurizer, &config, &mut backend, |_, _| {}).map_err(
+                    |e| match e {
+                        PredictError::Backend(api) => api,
+                        PredictError::Features(e) => ApiError::Validation(e.to_string()),
+                        other => ApiError::Internal(other.to_string()),
+                    },
+                )?;
+            let first = n * size;
+            let results = chunk
+                .iter()
+                .zip(&predictions)
+                .enumerate()
+                .map(|(i, (example, p))| {
+                    let chosen = p.chosen(null_threshold);
+                    let answer = (
+                        chosen.map_or("", |a| a.text.as_str()),
+                        chosen.map(|a| a.start),
+                    );
+                    QuestionResult::new(example, passage_of[first + i], answer, version)
+                });
+            progress.record(results.collect());
+        }
+        let results = progress.lock().clone();
+        Ok((passages, results))
+    })
+    .await?
+}
+
+/// The official scores of the file and the report, from every question's result.
+fn finish(
+    upload: &Upload,
+    (passages, results): (Vec<Arc<str>>, Vec<QuestionResult>),
+    started: Instant,
+) -> Result<Finished, ApiError> {
+    let answers: HashMap<String, String> = results
+        .iter()
+        .map(|r| (r.id.clone(), r.prediction.clone()))
+        .collect();
+    let scores = metrics::score(&upload.dataset, &answers, None, 1.0)
+        .map_err(|e| ApiError::Validation(e.to_string()))?;
+    let contexts = passages.iter().map(|p| p.to_string()).collect();
+    Ok(Finished {
+        scores: official(&scores, started),
+        answers,
+        report: EvaluationReport::new(contexts, results),
+    })
+}
+
+/// The service's queue as a backend of the one prediction path: each group of windows is
+/// sent to the inference thread at background priority and waited for from the blocking
+/// pool, until the evaluation is cancelled.
+struct QueueBackend {
+    batcher: BatcherHandle,
+    runtime: tokio::runtime::Handle,
+    cancel: Cancel,
+    _only_one: OwnedSemaphorePermit,
+}
+
+impl WindowBackend for QueueBackend {
+    type Error = ApiError;
+
+    fn run(&mut self, group: &[&Window]) -> Result<Vec<WindowLogits>, ApiError> {
+        let cancelled = || ApiError::Internal("the evaluation was cancelled".into());
+        if self.cancel.is_cancelled() {
+            return Err(cancelled());
+        }
+        let windows = Arc::new(group.iter().map(|w| (*w).clone()).collect());
+        let infer = self.batcher.infer(windows, Priority::Background);
+        let cancel = self.cancel.clone();
+        self.runtime.block_on(async move {
+            tokio::select! {
+                inferred = infer => inferred.map(|inferred| inferred.logits),
+                () = cancel.cancelled() => Err(cancelled()),
+            }
+        })
+    }
+}
+
+fn official(scores: &Scores, started: Instant) -> EvaluateResponse {
+    let overall = scores.overall();
+    let (has_answer, no_answer) = match scores {
+        Scores::V1(_) => (None, None),
+        Scores::V2 {
+            has_answer,
+            no_answer,
+            ..
+        } => (*has_answer, *no_answer),
+    };
+    let elapsed = started.elapsed();
+    EvaluateResponse {
+        exact_match: overall.exact,
+        f1: overall.f1,
+        total: overall.total,
+        has_ans_exact: has_answer.map(|s| s.exact),
+        has_ans_f1: has_answer.map(|s| s.f1),
+        has_ans_total: has_answer.map(|s| s.total),
+        no_ans_exact: no_answer.map(|s| s.exact),
+        no_ans_f1: no_answer.map(|s| s.f1),
+        no_ans_total: no_answer.map(|s| s.total),
+        questions_per_second: overall.total as f64 / elapsed.as_secs_f64().max(1e-9),
+        duration_ms: elapsed.as_millis() as u64,
+        predictions: None,
+    }
+}
