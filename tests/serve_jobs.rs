@@ -1,5 +1,6 @@
 //! `/evaluations`: a job scores like `/evaluate`, reports each question, shows its progress,
-//! can be cancelled (freeing the evaluation slot), and the queue of jobs is bounded.
+//! can be cancelled (freeing the evaluation slot), and the queue of jobs is bounded; and the
+//! page that drives them is served from the binary (its behaviour: tests/browser/).
 
 mod common;
 
@@ -249,4 +250,33 @@ async fn jobs_need_the_evaluation_key_and_refuse_bad_files_at_once() {
         (404, Some("not_found"))
     );
     off.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_served_from_the_binary_under_a_strict_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = common::tiny_model_folder(dir.path());
+    let server = TestServer::start(config(&folder, &["--api-key", "s3cret"])).await;
+    let cases = [
+        ("/", "text/html", "<title>bertqa</title>"),
+        ("/assets/app.js", "text/javascript", "/evaluations"),
+        ("/assets/style.css", "text/css", "mark.best"),
+    ];
+    for (path, media, needle) in cases {
+        let response = server.client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "{path} is open even with a key"
+        );
+        let header = |name: &str| {
+            let value = response.headers().get(name).map(|v| v.to_str().unwrap());
+            value.unwrap_or_default().to_string()
+        };
+        assert!(header("content-type").starts_with(media), "{path}");
+        assert!(header("content-security-policy").contains("default-src 'none'"));
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert!(response.text().await.unwrap().contains(needle), "{path}");
+    }
+    server.stop().await.unwrap();
 }

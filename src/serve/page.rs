@@ -48,7 +48,10 @@ pub fn mount<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
 
 fn serve(asset: &'static Asset) -> Response {
     let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(asset.content_type),
+        ),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (
             header::CONTENT_SECURITY_POLICY,

@@ -73,8 +73,8 @@ async function newPage(viewport = { width: 1200, height: 900 }) {
   return page;
 }
 
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+async function shot(page, name, fullPage = true) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
 /** Fills the passage list with `texts` (the page starts with one example passage). */
@@ -213,6 +213,7 @@ test('an evaluation of 200 dev questions: upload, moving progress, scores, wrong
   const wrong = await rows.count();
   assert.ok(wrong > 0 && wrong < 200, `${wrong} wrong`);
   await shot(page, 'evaluate-done');
+  await shot(page, 'evaluate-summary', false);
   await rows.first().click();
   const dialog = page.locator('#detail');
   await dialog.waitFor();
