@@ -143,7 +143,8 @@ async fn a_job_scores_like_evaluate_and_reports_every_question() {
         metric(&metrics, r#"bertqa_evaluation_jobs{state="done"}"#),
         Some(1.0)
     );
-    let (status, _) = delete(&server, &location).await;
+    let (status, deleted) = delete(&server, &location).await;
+    assert_eq!(deleted["state"], "done");
     assert_eq!(status, 200, "a finished job is forgotten");
     let (status, gone) = get(&server, &location).await;
     assert_eq!(
@@ -187,17 +188,22 @@ async fn jobs_queue_in_bounds_and_cancel_at_once() {
         (429, Some("evaluation_running"))
     );
 
-    let (status, cancelled) = delete(&server, &second.unwrap()).await;
+    let second = second.unwrap();
+    let (status, cancelled) = delete(&server, &second).await;
     assert_eq!(
         (status, cancelled["state"].as_str()),
         (200, Some("cancelled"))
     );
-    let (status, _) = delete(&server, &first).await;
-    assert_eq!(status, 200);
-    let seen = follow(&server, &first).await;
-    let last = seen.last().unwrap();
-    assert_eq!(last["state"], "cancelled", "{last}");
+    let (status, last) = delete(&server, &first).await;
+    assert_eq!((status, last["state"].as_str()), (200, Some("cancelled")));
     assert!(last["questions_done"].as_u64().unwrap() < 2000, "{last}");
+    for deleted in [&first, &second] {
+        let (status, gone) = get(&server, deleted).await;
+        assert_eq!(
+            (status, gone["error_type"].as_str()),
+            (404, Some("not_found"))
+        );
+    }
     // Its queued windows are dropped and the slot is free: a new job runs to the end.
     let (_, _, third) = start_job(&server, 5).await;
     let seen = follow(&server, &third.unwrap()).await;
@@ -205,8 +211,15 @@ async fn jobs_queue_in_bounds_and_cancel_at_once() {
     let (_, metrics) = server.get_text("/metrics").await;
     let queued = metric(&metrics, "bertqa_queue_depth").unwrap();
     assert_eq!(queued, 0.0, "no window of the cancelled job is left queued");
+    // The running job stopped before its end: its run ended as cancelled, not done.
     let cancelled = r#"bertqa_evaluations_total{outcome="cancelled"}"#;
     assert_eq!(metric(&metrics, cancelled), Some(1.0));
+    let ok = r#"bertqa_evaluations_total{outcome="ok"}"#;
+    assert_eq!(
+        metric(&metrics, ok),
+        Some(1.0),
+        "only the third job finished"
+    );
     let (status, unknown) = get(&server, "/evaluations/nope").await;
     assert_eq!(
         (status, unknown["error_type"].as_str()),

@@ -255,6 +255,7 @@ async function startEvaluation(event) {
   try {
     const { body, response } = await api(`/evaluations${query}`, { method: 'POST', body: form });
     currentJob = response.headers.get('Location') || `/evaluations/${body.id}`;
+    cancelRequested = false;
     $('cancel-button').hidden = false;
     showProgress(body);
     await follow(currentJob);
@@ -267,16 +268,22 @@ async function startEvaluation(event) {
   }
 }
 
+let cancelRequested = false;
+
 async function follow(location) {
   for (;;) {
-    const { body } = await api(location);
+    if (cancelRequested) return showCancelled();
+    let body;
+    try {
+      ({ body } = await api(location));
+    } catch (e) {
+      if (cancelRequested) return showCancelled(); // deleted while this request was out
+      throw e;
+    }
     showProgress(body);
     if (body.state === 'done') return renderResult(body.result);
     if (body.state === 'failed') throw new ApiError(body.error.error, body.error.error_type, 0);
-    if (body.state === 'cancelled') {
-      $('progress-text').textContent += ' · cancelled';
-      return undefined;
-    }
+    if (body.state === 'cancelled') return showCancelled();
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
@@ -296,10 +303,17 @@ function showProgress(status) {
   $('progress-text').textContent = parts.join(' · ');
 }
 
+function showCancelled() {
+  $('progress-text').textContent += ' · cancelled';
+}
+
+/** Deletes the running job (the server cancels it); the polling loop then stops. */
 async function cancelEvaluation() {
   if (!currentJob) return;
+  cancelRequested = true;
   try {
-    await api(currentJob, { method: 'DELETE' });
+    const { body } = await api(currentJob, { method: 'DELETE' });
+    showProgress(body);
   } catch (e) {
     showError(e);
   }

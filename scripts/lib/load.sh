@@ -20,13 +20,13 @@ load() {
 }
 
 # load_bare PORT LABEL QUESTIONS LEVELS [SERVE_FLAG...]: the release `bertqa serve` (default
-# model) with SERVE_FLAGs on 127.0.0.1:PORT, loaded as `load` does (with LOAD_PASSAGES
+# model; $BERTQA_BIN instead when set, e.g. an older build for an A/B) with SERVE_FLAGs on 127.0.0.1:PORT, loaded as `load` does (with LOAD_PASSAGES
 # passages per question when set), then stopped.
 LOAD_SERVER=""
 load_bare() {
   local port="$1" label="$2" questions="$3" levels="$4"
   shift 4
-  "$CARGO_TARGET_DIR/release/bertqa" serve --host 127.0.0.1 --port "$port" --log-format json \
+  "${BERTQA_BIN:-$CARGO_TARGET_DIR/release/bertqa}" serve --host 127.0.0.1 --port "$port" --log-format json \
     "$@" >/dev/null 2>&1 &
   LOAD_SERVER=$!
   scripts/wait-ready.sh "$port"

@@ -30,6 +30,17 @@ pub struct BatchBudget {
     pub max_delay: Duration,
 }
 
+/// Whether more windows are on their way: requests admitted whose windows are still being
+/// parsed or tokenized. Waiting for company only pays when some is coming; a lone client's
+/// window otherwise waits the whole delay for nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Company {
+    /// Some requests are between admission and the queue.
+    Coming,
+    /// None are: what is queued is all there will be for now.
+    NoneComing,
+}
+
 /// What the batcher should do now.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision<T> {
@@ -98,9 +109,10 @@ impl<T> WindowQueue<T> {
     }
 
     /// Decides the next batch: interactive windows first, then background ones, in arrival
-    /// order, while both budgets hold and padding stays within [`MAX_PADDING_RATIO`]. The batch runs at once when it is full or when its
-    /// oldest window has waited `max_delay`; otherwise the batcher waits for company.
-    pub fn decide(&mut self, now: Instant, budget: &BatchBudget) -> Decision<T> {
+    /// order, while both budgets hold and padding stays within [`MAX_PADDING_RATIO`]. The
+    /// batch runs at once when it is full, when no company is coming, or when its oldest
+    /// window has waited `max_delay`; otherwise the batcher waits for company.
+    pub fn decide(&mut self, now: Instant, budget: &BatchBudget, company: Company) -> Decision<T> {
         let oldest = self
             .interactive
             .front()
@@ -134,7 +146,7 @@ impl<T> WindowQueue<T> {
         }
         full |= taken == budget.max_windows.max(1);
         let deadline = oldest + budget.max_delay;
-        if !full && now < deadline {
+        if !full && company == Company::Coming && now < deadline {
             return Decision::WaitUntil(deadline);
         }
         let mut batch: Vec<T> = self
@@ -167,7 +179,7 @@ mod tests {
     fn an_empty_queue_is_idle() {
         let mut queue: WindowQueue<u32> = WindowQueue::default();
         assert_eq!(
-            queue.decide(Instant::now(), &budget(4, 100, 5)),
+            queue.decide(Instant::now(), &budget(4, 100, 5), Company::Coming),
             Decision::Idle
         );
     }
@@ -179,11 +191,11 @@ mod tests {
         queue.push(Priority::Interactive, 1, 10, t0);
         let b = budget(4, 100, 5);
         assert_eq!(
-            queue.decide(t0, &b),
+            queue.decide(t0, &b, Company::Coming),
             Decision::WaitUntil(t0 + Duration::from_millis(5))
         );
         assert_eq!(
-            queue.decide(t0 + Duration::from_millis(5), &b),
+            queue.decide(t0 + Duration::from_millis(5), &b, Company::Coming),
             Decision::Run(vec![1])
         );
         assert!(queue.is_empty());
@@ -197,7 +209,7 @@ mod tests {
             queue.push(Priority::Interactive, i, 10, t0);
         }
         assert_eq!(
-            queue.decide(t0, &budget(4, 100, 1000)),
+            queue.decide(t0, &budget(4, 100, 1000), Company::Coming),
             Decision::Run(vec![0, 1, 2, 3])
         );
         assert_eq!(queue.len(), 1);
@@ -212,7 +224,7 @@ mod tests {
         queue.push(Priority::Interactive, 2, 30, t0);
         // 2 x 40 = 80 fits, 3 x 40 = 120 does not.
         assert_eq!(
-            queue.decide(t0, &budget(8, 100, 1000)),
+            queue.decide(t0, &budget(8, 100, 1000), Company::Coming),
             Decision::Run(vec![0, 1])
         );
     }
@@ -226,13 +238,16 @@ mod tests {
         }
         // 4 x 300 = 1200 padded for 630 real tokens: the long windows go in the next batch.
         let b = budget(8, 100_000, 1000);
-        assert_eq!(queue.decide(t0, &b), Decision::Run(vec![0, 1, 2]));
         assert_eq!(
-            queue.decide(t0, &b),
+            queue.decide(t0, &b, Company::Coming),
+            Decision::Run(vec![0, 1, 2])
+        );
+        assert_eq!(
+            queue.decide(t0, &b, Company::Coming),
             Decision::WaitUntil(t0 + Duration::from_secs(1))
         );
         assert_eq!(
-            queue.decide(t0 + Duration::from_secs(1), &b),
+            queue.decide(t0 + Duration::from_secs(1), &b, Company::Coming),
             Decision::Run(vec![3, 4])
         );
     }
@@ -244,7 +259,7 @@ mod tests {
         queue.push(Priority::Interactive, 0, 500, t0);
         queue.push(Priority::Interactive, 1, 10, t0);
         assert_eq!(
-            queue.decide(t0, &budget(8, 100, 1000)),
+            queue.decide(t0, &budget(8, 100, 1000), Company::Coming),
             Decision::Run(vec![0])
         );
     }
@@ -259,11 +274,11 @@ mod tests {
         }
         queue.push(Priority::Interactive, 1, 10, later);
         assert_eq!(
-            queue.decide(later, &budget(2, 1000, 0)),
+            queue.decide(later, &budget(2, 1000, 0), Company::Coming),
             Decision::Run(vec![1, 100])
         );
         assert_eq!(
-            queue.decide(later, &budget(2, 1000, 0)),
+            queue.decide(later, &budget(2, 1000, 0), Company::Coming),
             Decision::Run(vec![101, 102])
         );
     }
@@ -275,8 +290,28 @@ mod tests {
         queue.push(Priority::Background, 7, 10, t0);
         queue.push(Priority::Interactive, 1, 10, t0 + Duration::from_millis(3));
         assert_eq!(
-            queue.decide(t0 + Duration::from_millis(3), &budget(8, 1000, 5)),
+            queue.decide(
+                t0 + Duration::from_millis(3),
+                &budget(8, 1000, 5),
+                Company::Coming
+            ),
             Decision::WaitUntil(t0 + Duration::from_millis(5))
+        );
+    }
+
+    #[test]
+    fn a_lone_window_runs_at_once_when_no_company_is_coming() {
+        let t0 = Instant::now();
+        let mut queue = WindowQueue::default();
+        queue.push(Priority::Interactive, 1, 10, t0);
+        let b = budget(8, 1000, 5);
+        assert_eq!(
+            queue.decide(t0, &b, Company::Coming),
+            Decision::WaitUntil(t0 + Duration::from_millis(5))
+        );
+        assert_eq!(
+            queue.decide(t0, &b, Company::NoneComing),
+            Decision::Run(vec![1])
         );
     }
 
@@ -290,7 +325,7 @@ mod tests {
         }
         assert_eq!(queue.retain(|&i| i % 2 == 0), 4);
         assert_eq!(
-            queue.decide(t0, &budget(8, 1000, 0)),
+            queue.decide(t0, &budget(8, 1000, 0), Company::Coming),
             Decision::Run(vec![0, 2, 10, 12])
         );
     }

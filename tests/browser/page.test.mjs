@@ -225,3 +225,19 @@ test('an evaluation of 200 dev questions: upload, moving progress, scores, wrong
   assert.ok((await rows.count()) >= 1 && (await rows.count()) <= wrong, 'the search narrows the table');
   assert.deepEqual(page.problems, []);
 });
+
+test('a running evaluation can be cancelled from the page', async () => {
+  const page = await newPage();
+  await page.goto(`${open.url}/#evaluate`);
+  await page.setInputFiles('#squad-file', DEV);
+  await page.click('#evaluate-button');
+  await page.waitForFunction(() => document.querySelector('#progress').value > 0, null, { polling: 20 });
+  await page.click('#cancel-button');
+  await page.waitForFunction(() => document.querySelector('#progress-text').textContent.endsWith('cancelled'));
+  assert.equal(await page.locator('#error').isHidden(), true, 'a cancel is not an error');
+  assert.equal(await page.locator('#result').isHidden(), true);
+  assert.equal(await page.isEnabled('#evaluate-button'), true, 'a new evaluation can start');
+  const jobs = await (await fetch(`${open.url}/evaluations`)).json();
+  assert.ok(jobs.every((job) => job.state !== 'running'), JSON.stringify(jobs));
+  await shot(page, 'evaluate-cancelled');
+});

@@ -14,6 +14,7 @@ pub use self::request::{
     AnswerInput, AnswerRequest, IdentifiedPassage, PassageInput, RequestLimits, MAX_TOP_K,
 };
 pub use self::response::{AnswerOutput, AnswerResponse, AnswerSpan};
+use super::batcher::Arrival;
 use super::body::JsonBytes;
 use super::error::{ApiError, ErrorBody};
 use super::queue::Priority;
@@ -47,6 +48,7 @@ pub async fn answer(
     JsonBytes(body): JsonBytes,
 ) -> Result<Json<AnswerOutput>, ApiError> {
     let _request = state.admit(1)?;
+    let parsing = state.batcher.expect(1);
     let input = state.pool.run(move || AnswerInput::parse(&body)).await??;
     let many = matches!(input, AnswerInput::Many(_));
     let mut requests = input.into_requests();
@@ -67,11 +69,13 @@ pub async fn answer(
     let mut pending = tokio::task::JoinSet::new();
     for (index, (request, passages)) in requests.into_iter().zip(passages).enumerate() {
         let (state, record) = (state.clone(), record.clone());
+        let arrival = state.batcher.expect(1);
         pending.spawn(async move {
-            let answer = answer_one(&state, request, passages, &record).await;
+            let answer = answer_one(&state, request, passages, arrival, &record).await;
             (index, answer)
         });
     }
+    drop(parsing);
     let mut answers: Vec<Option<AnswerResponse>> = vec![None; pending.len()];
     while let Some(joined) = pending.join_next().await {
         let (index, result) = joined.map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -87,11 +91,12 @@ pub async fn answer(
 }
 
 /// One question: every passage's windows through the queue together, each passage decoded,
-/// then read across passages.
+/// then read across passages. `arrival` tells the batcher its windows are coming.
 async fn answer_one(
     state: &AppState,
     request: AnswerRequest,
     passages: request::Passages,
+    arrival: Arrival,
     record: &RequestRecord,
 ) -> Result<AnswerResponse, ApiError> {
     let texts: Vec<Arc<str>> = passages.list.iter().map(|p| p.text.clone()).collect();
@@ -101,6 +106,7 @@ async fn answer_one(
     let counts: Vec<usize> = windows.iter().map(Vec::len).collect();
     let flat: Vec<Window> = windows.into_iter().flatten().collect();
     let flat = Arc::new(flat);
+    drop(arrival);
     let inferred = state
         .batcher
         .infer(flat.clone(), Priority::Interactive)

@@ -113,8 +113,13 @@ impl Job {
         }
     }
 
+    /// Ends the job with `end`, unless it has already ended (a job the worker ran may have
+    /// been cancelled meanwhile: the first end stands).
     fn end(&self, end: JobEnd) {
         let mut life = self.life();
+        if life.ended.is_some() {
+            return;
+        }
         life.state = match end {
             JobEnd::Done(_) => JobState::Done,
             JobEnd::Failed(..) => JobState::Failed,
@@ -230,19 +235,17 @@ impl EvaluationJobs {
         store.jobs.clone()
     }
 
-    /// Cancels the job `id` if it has not ended (a waiting one at once, a running one at its
-    /// next step), or forgets it if it has; `None` when there is no such job.
+    /// Forgets the job `id`, cancelling it first if it has not ended (a waiting one at once, a
+    /// running one at its next step, its queued windows dropped); returns it as it was left,
+    /// or `None` when there is no such job.
     pub fn cancel(&self, id: &str) -> Option<Arc<Job>> {
         let mut store = self.store();
         let job = store.jobs.iter().find(|j| j.id == id).cloned()?;
-        let state = job.view().state;
-        if state == JobState::Queued {
-            store.waiting.retain(|j| j.id != id);
-            job.end(JobEnd::Cancelled);
-        } else if state == JobState::Running {
+        store.jobs.retain(|j| j.id != id);
+        store.waiting.retain(|j| j.id != id);
+        if !job.view().state.is_final() {
             job.cancel.cancel();
-        } else {
-            store.jobs.retain(|j| j.id != id);
+            job.end(JobEnd::Cancelled);
         }
         self.count(&store);
         Some(job)

@@ -184,13 +184,13 @@ pub async fn status(
     Ok(Json(EvaluationStatus::of(&job, true)))
 }
 
-/// Cancel a job that has not ended (its queued windows are dropped), or forget one that has.
+/// Delete a job: one that has not ended is cancelled first (its queued windows are dropped).
 #[utoipa::path(
     delete,
     path = "/evaluations/{id}",
     params(("id" = String, Path, description = "The job's id")),
     responses(
-        (status = 200, description = "The job after cancelling (a running job turns `cancelled` within one step)", body = EvaluationStatus),
+        (status = 200, description = "The job as it was left (`cancelled` if it had not ended); it is gone afterwards (404)", body = EvaluationStatus),
         (status = 401, description = "No API key or a wrong one", body = ErrorBody),
         (status = 404, description = "No such job (or it is no longer kept)", body = ErrorBody),
     ),
@@ -201,7 +201,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<EvaluationStatus>, ApiError> {
     let job = state.jobs.cancel(&id).ok_or_else(|| no_such_job(&id))?;
-    tracing::info!(id = %job.id, "evaluation cancelled");
+    tracing::info!(id = %job.id, "evaluation deleted");
     Ok(Json(EvaluationStatus::of(&job, false)))
 }
 

@@ -11,38 +11,21 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+mod handle;
 
+#[cfg(feature = "test-hooks")]
+pub use self::handle::Fault;
+pub use self::handle::{Arrival, BatcherHandle, Inferred};
+use self::handle::{Job, Message, Reply};
 use super::error::ApiError;
 use super::health::{AliveGuard, InferenceHealth};
 use super::metrics::Metrics;
-use super::queue::{BatchBudget, Decision, Priority, WindowQueue};
+use super::queue::{BatchBudget, Company, Decision, Priority, WindowQueue};
 use super::workers::{Done, Work, Workers};
 use crate::qa::batch::{BatchLogits, PaddedBatch};
 use crate::qa::decode::WindowLogits;
 use crate::qa::features::Window;
 use crate::runtime::engine::Engine;
-
-type Reply = oneshot::Sender<Result<Inferred, ApiError>>;
-
-/// One question's logits, with where its time went (for the timing headers and spans).
-#[derive(Debug)]
-pub struct Inferred {
-    /// One row per window, in the order the windows were given.
-    pub logits: Vec<WindowLogits>,
-    /// From submission until the first batch holding one of its windows started.
-    pub queue_time: Duration,
-    /// Time of the batches that held its windows.
-    pub inference_time: Duration,
-}
-
-/// One question's windows on their way to the inference thread.
-struct Job {
-    windows: Arc<Vec<Window>>,
-    priority: Priority,
-    since: Instant,
-    reply: Reply,
-}
 
 struct JobState {
     windows: Arc<Vec<Window>>,
@@ -54,94 +37,9 @@ struct JobState {
     reply: Reply,
 }
 
-/// What the inference thread receives.
-enum Message {
-    /// Windows to run.
-    Job(Job),
-    /// A worker finished a batch.
-    Done(Done),
-    /// Finish what is queued, then end the thread.
-    Stop,
-    /// A failure to act out (tests of the health checks only).
-    #[cfg(feature = "test-hooks")]
-    Fault(Fault),
-}
-
-/// Failures the health tests make the inference thread act out.
-#[cfg(feature = "test-hooks")]
-#[derive(Debug, Clone, Copy)]
-pub enum Fault {
-    /// The thread panics.
-    Panic,
-    /// The thread blocks this long before its next batch.
-    Wedge(Duration),
-    /// The next N batches fail as if ONNX Runtime had.
-    FailBatches(u32),
-}
-
 /// A queued window: its job, its index in the job, and the job's priority (so that the
 /// interactive count stays right even for windows of jobs that failed or were abandoned).
 type Slot = (u64, usize, Priority);
-
-/// The handlers' side of the inference thread: cheap to clone, safe to call from async code.
-#[derive(Clone)]
-pub struct BatcherHandle {
-    sender: mpsc::Sender<Message>,
-    interactive_queued: Arc<AtomicUsize>,
-    capacity: usize,
-    health: Arc<InferenceHealth>,
-}
-
-impl BatcherHandle {
-    /// Runs one question's windows and waits for their logits. Interactive work is refused
-    /// with 429 when `capacity` interactive windows already wait. Background work does not
-    /// count against that budget: its submitter (one evaluation, a few batches at a time)
-    /// bounds it, so an evaluation can never make `/answer` refuse work it has room for.
-    pub async fn infer(
-        &self,
-        windows: Arc<Vec<Window>>,
-        priority: Priority,
-    ) -> Result<Inferred, ApiError> {
-        let _waiting = self.health.work_submitted();
-        let count = windows.len();
-        let interactive = priority == Priority::Interactive;
-        if interactive {
-            let before = self.interactive_queued.fetch_add(count, Ordering::SeqCst);
-            if before + count > self.capacity {
-                self.interactive_queued.fetch_sub(count, Ordering::SeqCst);
-                return Err(ApiError::Overloaded(format!(
-                    "{before} windows are waiting for inference (limit {})",
-                    self.capacity
-                )));
-            }
-        }
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            windows,
-            priority,
-            since: Instant::now(),
-            reply,
-        };
-        if self.sender.send(Message::Job(job)).is_err() {
-            if interactive {
-                self.interactive_queued.fetch_sub(count, Ordering::SeqCst);
-            }
-            return Err(ApiError::ShuttingDown);
-        }
-        answer.await.map_err(|_| ApiError::ShuttingDown)?
-    }
-
-    /// Asks the inference thread to run what is queued and end.
-    pub fn stop(&self) {
-        let _ = self.sender.send(Message::Stop);
-    }
-
-    /// Makes the inference thread act out `fault` (health tests only).
-    #[cfg(feature = "test-hooks")]
-    pub fn inject(&self, fault: Fault) {
-        let _ = self.sender.send(Message::Fault(fault));
-    }
-}
 
 /// Starts the inference thread and one worker per engine; they end after
 /// [`BatcherHandle::stop`] once the queue is empty and every batch has come back.
@@ -155,6 +53,7 @@ pub fn spawn(
 ) -> std::io::Result<(BatcherHandle, JoinHandle<()>)> {
     let (sender, receiver) = mpsc::channel();
     let interactive_queued = Arc::new(AtomicUsize::new(0));
+    let arriving = Arc::new(AtomicUsize::new(0));
     let done = sender.clone();
     let workers = Workers::start(engines, &health, move |finished| {
         let _ = done.send(Message::Done(finished));
@@ -166,6 +65,7 @@ pub fn spawn(
         budget,
         metrics,
         interactive_queued: interactive_queued.clone(),
+        arriving: arriving.clone(),
         queue: WindowQueue::default(),
         jobs: HashMap::new(),
         next_id: 0,
@@ -180,6 +80,7 @@ pub fn spawn(
     let handle = BatcherHandle {
         sender,
         interactive_queued,
+        arriving,
         capacity,
         health,
     };
@@ -195,6 +96,8 @@ struct Batcher {
     budget: BatchBudget,
     metrics: Metrics,
     interactive_queued: Arc<AtomicUsize>,
+    /// Questions announced by [`BatcherHandle::expect`] whose windows have not come yet.
+    arriving: Arc<AtomicUsize>,
     queue: WindowQueue<Slot>,
     jobs: HashMap<u64, JobState>,
     next_id: u64,
@@ -219,20 +122,25 @@ impl Batcher {
             let all_idle = self.idle.len() == self.workers.count();
             // None: nothing to do until a message comes; Some: a batch is due by then.
             let deadline = match self.idle.pop() {
-                Some(worker) => match self.queue.decide(Instant::now(), &self.budget) {
-                    Decision::Run(batch) => {
-                        self.dispatch(worker, &batch);
-                        continue;
+                Some(worker) => {
+                    match self
+                        .queue
+                        .decide(Instant::now(), &self.budget, self.company())
+                    {
+                        Decision::Run(batch) => {
+                            self.dispatch(worker, &batch);
+                            continue;
+                        }
+                        Decision::Idle => {
+                            self.idle.push(worker);
+                            None
+                        }
+                        Decision::WaitUntil(deadline) => {
+                            self.idle.push(worker);
+                            Some(deadline)
+                        }
                     }
-                    Decision::Idle => {
-                        self.idle.push(worker);
-                        None
-                    }
-                    Decision::WaitUntil(deadline) => {
-                        self.idle.push(worker);
-                        Some(deadline)
-                    }
-                },
+                }
                 // Every worker is busy: wait for one to come back, collecting meanwhile.
                 None => None,
             };
@@ -250,6 +158,14 @@ impl Batcher {
             }
         }
         self.workers.stop();
+    }
+
+    /// Whether windows are on their way (see [`Arrival`]).
+    fn company(&self) -> Company {
+        match self.arriving.load(Ordering::SeqCst) {
+            0 => Company::NoneComing,
+            _ => Company::Coming,
+        }
     }
 
     /// Takes in one message; true when it asks the thread to stop.
