@@ -5,9 +5,11 @@
 # FastAPI server and measured by the same load client (benches/load.rs) as `bertqa serve`;
 # the Python ORT forms in-process too; and the accuracy of every int8 form on dev. Rewrites the
 # "peers" section of bench/RESULTS.md. Stop anything else using the cores first.
-# Usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS]
+# bertqa and Python ONNX Runtime take turns for ROUNDS rounds (this host's speed drifts by up to
+# a third between minutes, so one round each can favour either); the HF pipeline runs once.
+# Usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS] [ROUNDS]
 #   MODEL_DIR: bertqa model folder (its int8 graph is served); CHECKPOINT_DIR: the same weights
-#   in Hugging Face layout (finetune's best/). Defaults: 1000 questions, 1,8,32,64, 2000.
+#   in Hugging Face layout (finetune's best/). Defaults: 1000 questions, 1,8,32,64, 2000, 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:?usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS]}"
@@ -15,6 +17,7 @@ checkpoint="${2:?checkpoint folder (Hugging Face layout) of the same weights}"
 questions="${3:-1000}"
 levels="${4:-1,8,32,64}"
 accuracy_questions="${5:-2000}"
+rounds="${6:-3}"
 python="$(scripts/bench-venv.sh --with-torch)"
 # shellcheck source=scripts/lib/load.sh
 source scripts/lib/load.sh
@@ -23,7 +26,6 @@ trap 'load_cleanup; kill "${peer:-}" 2>/dev/null || true' EXIT
 graphs="$HOME/.cache/bertqa/peers/$(basename "$checkpoint")"
 [[ -f $graphs/model-int8.onnx ]] || "$python" bench/serve_ort.py "$checkpoint" build "$graphs" >&2
 
-load_bare 18094 bertqa-int8 "$questions" "$levels" --model-dir "$model"
 peer_http() { # LABEL COMMAND...
   local label="$1"
   shift
@@ -34,7 +36,10 @@ peer_http() { # LABEL COMMAND...
   kill -TERM "$peer" && wait "$peer" || true
   peer=""
 }
-peer_http ort-python-int8 "$python" bench/serve_ort.py "$checkpoint" serve "$graphs" 18095 int8
+for _ in $(seq "$rounds"); do
+  load_bare 18094 bertqa-int8 "$questions" "$levels" --model-dir "$model"
+  peer_http ort-python-int8 "$python" bench/serve_ort.py "$checkpoint" serve "$graphs" 18095 int8
+done
 peer_http hf-pipeline-fp32 "$python" bench/serve_hf.py "$checkpoint" serve 18095 fp32
 inprocess="$("$python" bench/serve_ort.py "$checkpoint" inprocess "$graphs" "$DATA" "$questions" 2>/dev/null)"
 accuracy="$("$python" bench/serve_ort.py "$checkpoint" accuracy "$graphs" "$DATA" "$accuracy_questions" 2>/dev/null)"
@@ -56,13 +61,14 @@ section="$(cat <<MD
 ## bertqa against Python ONNX Runtime int8 and the HF pipeline
 
 Same fine-tuned weights (\`$(basename "$model")\` and its checkpoint), the same load client
-(\`benches/load.rs\`, on the same cores), the first $questions dev v1.1 questions, one run:
+(\`benches/load.rs\`, on the same cores), the first $questions dev v1.1 questions, one run;
+bertqa and Python ONNX Runtime took turns for $rounds rounds, the HF pipeline ran once:
 \`bertqa serve\` (its shipped int8 graph, default settings); Python ONNX Runtime with stock
 dynamic int8 (\`torch.onnx.export\` + \`quantize_dynamic\` per-channel QInt8, run_qa's windows
 and n-best search, \`bench/serve_ort.py\`) behind FastAPI/uvicorn; the Hugging Face
 \`pipeline("question-answering")\` fp32 behind the same FastAPI server.
 CPU: $(cpu_summary), measured $(date -u +%Y-%m-%d).
-Command: \`scripts/bench-peers.sh $model $checkpoint $questions $levels $accuracy_questions\`.
+Command: \`scripts/bench-peers.sh $model $checkpoint $questions $levels $accuracy_questions $rounds\`.
 
 $table
 
