@@ -1,6 +1,7 @@
 //! The HTTP service end to end on a tiny random model exported at test time: the contract of
-//! `/answer`, batching correctness, overload, disconnects, graceful shutdown, health, metrics
-//! and OpenAPI (bad inputs: `serve_errors.rs`; `/evaluate`: `serve_evaluate.rs`).
+//! `/answer`, batching correctness, overload, health, metrics and OpenAPI (bad inputs:
+//! `serve_errors.rs`; `/evaluate`: `serve_evaluate.rs`; jobs and the page: `serve_jobs.rs`;
+//! disconnects and graceful shutdown, which hold the inference thread: `serve_operators.rs`).
 
 mod common;
 
@@ -335,56 +336,6 @@ async fn overload_gets_429_with_retry_after_and_the_server_recovers() {
     let (status, _) = server.post_json("/answer", &body).await;
     assert_eq!(status, 200, "the server recovers");
     server.stop().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_disconnected_clients_windows_are_dropped_before_inference() {
-    let dir = tempfile::tempdir().unwrap();
-    let flags = ["--max-batch-delay-ms", "1500"];
-    let server = TestServer::start(config(&model(&dir), &flags)).await;
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    let body = json!({"question": "Who?", "context": "Ann met Bob."});
-    let result = impatient
-        .post(server.url("/answer"))
-        .json(&body)
-        .send()
-        .await;
-    assert!(result.is_err(), "the client gave up");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    let (_, text) = server.get_text("/metrics").await;
-    assert_eq!(metric(&text, "bertqa_dropped_windows_total"), Some(1.0));
-    assert_eq!(metric(&text, "bertqa_batch_size_count"), Some(0.0));
-    assert_eq!(metric(&text, "bertqa_queue_depth"), Some(0.0));
-    server.stop().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_finishes_in_flight_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let flags = ["--max-batch-delay-ms", "700"];
-    let mut server = TestServer::start(config(&model(&dir), &flags)).await;
-    let request = server
-        .client
-        .post(server.url("/answer"))
-        .json(&json!({"question": "Who?", "context": "Ann met Bob."}));
-    let in_flight = tokio::spawn(async move { request.send().await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    server.begin_stop();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let late = reqwest::Client::new()
-        .get(server.url("/health"))
-        .send()
-        .await;
-    assert!(late.is_err(), "no new connections while draining");
-    let response = in_flight
-        .await
-        .unwrap()
-        .expect("the in-flight request completes");
-    assert_eq!(response.status().as_u16(), 200);
-    server.join().await.expect("clean exit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! What operators rely on: health that tells the truth about the inference thread (faults are
-//! injected with the `test-hooks` feature), API keys, CORS, request ids and timing headers,
-//! and `GET /info` with its metric.
+//! injected with the `test-hooks` feature), a disconnected client's windows dropped and
+//! in-flight answers finished at shutdown (the thread held by a fault meanwhile), API keys,
+//! CORS, request ids and timing headers, and `GET /info` with its metric.
 
 mod common;
 
@@ -39,6 +40,65 @@ fn ask(server: &TestServer) -> reqwest::RequestBuilder {
         .post(server.url("/answer"))
         .header(CONTENT_TYPE, "application/json")
         .body(QUESTION)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnected_clients_windows_are_dropped_before_inference() {
+    // The inference thread is held (wedged) while the client gives up, so its window is still
+    // queued when the thread comes back: it must be dropped, not run.
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(config(&common::tiny_model_folder(dir.path()), &[])).await;
+    server
+        .state
+        .batcher
+        .inject(Fault::Wedge(Duration::from_millis(1500)));
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let result = impatient
+        .post(server.url("/answer"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(QUESTION)
+        .send()
+        .await;
+    assert!(result.is_err(), "the client gave up");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let (_, text) = server.get_text("/metrics").await;
+    assert_eq!(metric(&text, "bertqa_dropped_windows_total"), Some(1.0));
+    assert_eq!(metric(&text, "bertqa_batch_size_count"), Some(0.0));
+    assert_eq!(metric(&text, "bertqa_queue_depth"), Some(0.0));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    // The inference thread is held for 700 ms, so the answer is still in flight when the
+    // shutdown begins.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = common::tiny_model_folder(dir.path());
+    let mut server = TestServer::start(config(&folder, &[])).await;
+    server
+        .state
+        .batcher
+        .inject(Fault::Wedge(Duration::from_millis(700)));
+    let request = ask(&server);
+    let in_flight = tokio::spawn(async move { request.send().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!in_flight.is_finished(), "the answer is still in flight");
+    server.begin_stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let late = reqwest::Client::new()
+        .get(server.url("/health"))
+        .send()
+        .await;
+    assert!(late.is_err(), "no new connections while draining");
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(response.status().as_u16(), 200);
+    server.join().await.expect("clean exit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
