@@ -1,5 +1,5 @@
 //! What operators rely on: health that tells the truth about the inference thread (faults are
-//! injected with the `test-hooks` feature), a disconnected client's windows dropped and
+//! injected with the `test-hooks` feature), overload refused with 429, a disconnected client's windows dropped and
 //! in-flight answers finished at shutdown (the thread held by a fault meanwhile), API keys,
 //! CORS, request ids and timing headers, and `GET /info` with its metric.
 
@@ -99,6 +99,45 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         .expect("the in-flight request completes");
     assert_eq!(response.status().as_u16(), 200);
     server.join().await.expect("clean exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overload_gets_429_with_retry_after_and_the_server_recovers() {
+    // Two questions may be in progress; the inference thread is held, so the first two stay
+    // in progress while six more come.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = common::tiny_model_folder(dir.path());
+    let server = TestServer::start(config(&folder, &["--max-concurrent-questions", "2"])).await;
+    server
+        .state
+        .batcher
+        .inject(Fault::Wedge(Duration::from_millis(1000)));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let request = ask(&server);
+            tokio::spawn(async move { request.send().await.unwrap() })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for handle in handles {
+        let response = handle.await.unwrap();
+        match response.status().as_u16() {
+            200 => ok += 1,
+            429 => {
+                assert_eq!(response.headers()["retry-after"], "1");
+                let value: Value = response.json().await.unwrap();
+                assert_eq!(value["error_type"], "overloaded");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok >= 1 && refused >= 1, "ok {ok}, refused {refused}");
+    let (status, _) = get_json(&server, "/health").await;
+    assert_eq!(status, 200);
+    let recovered = ask(&server).send().await.unwrap();
+    assert_eq!(recovered.status().as_u16(), 200, "the server recovers");
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

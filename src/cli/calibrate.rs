@@ -79,7 +79,7 @@ impl CalibrateArgs {
         let many = model.predict_sets(&held_out, &many_sets)?;
         let fitted = FittedCalibration {
             parameters,
-            data: file_name(&self.data),
+            data: bertqa::model::short_name(&self.data),
             fit_questions: fit.len(),
             fit_samples: samples,
             held_out_questions: held_out.len(),
@@ -128,12 +128,4 @@ fn tune_null_threshold(model: &mut LoadedModel, path: &Path) -> anyhow::Result<f
         serde_json::to_string_pretty(&at_threshold.to_official_json())?
     );
     Ok(threshold)
-}
-
-/// The file's name, for the record (the folder it was in says nothing about the model).
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
 }

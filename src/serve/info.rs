@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::config::ServeConfig;
 use super::AppState;
 use crate::model::manifest::ModelManifest;
+use crate::model::short_name;
 use crate::qa::features::WindowConfig;
 use crate::runtime::cpu::CpuFeatures;
 use crate::runtime::engine::Engine;
@@ -123,14 +124,8 @@ impl ServiceInfo {
         window: WindowConfig,
     ) -> Self {
         let summary = engine.summary();
-        let file_name = |path: &std::path::Path| {
-            path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into(),
-            )
-        };
         Self {
-            model: file_name(&config.model_dir),
+            model: short_name(&config.model_dir),
             squad_version: manifest.squad_version.as_str().into(),
             score: if manifest.score_calibration.is_some() {
                 ScoreKind::Calibrated
@@ -150,7 +145,7 @@ impl ServiceInfo {
                 parameters: summary.parameters,
             },
             graph: GraphInfo {
-                file: file_name(engine.graph()),
+                file: short_name(engine.graph()),
                 weights: summary.weights.clone(),
                 precision: if summary.is_int8() { "int8" } else { "fp32" }.into(),
             },
