@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::super::error::ApiError;
 use super::super::metrics::Metrics;
 use super::super::AppState;
-use super::run::{run, Cancel, Ended, Finished, Progress};
+use super::run::{run, Cancel, Ended, EvaluationResult, Progress};
 use super::upload::Upload;
 
 /// Where a job is in its life.
@@ -62,19 +62,31 @@ impl JobState {
 #[derive(Clone)]
 pub enum JobEnd {
     /// Its result.
-    Done(Arc<Finished>),
+    Done(Arc<EvaluationResult>),
     /// Its error: (`error_type`, message).
     Failed(&'static str, String),
     /// Nothing: it was cancelled.
     Cancelled,
 }
 
-/// The changing part of a job.
+/// The changing part of a job; its [`JobState`] follows from when it started and how it
+/// ended.
 struct Life {
-    state: JobState,
     upload: Option<Upload>,
     started: Option<Instant>,
     ended: Option<(Instant, JobEnd)>,
+}
+
+impl Life {
+    fn state(&self) -> JobState {
+        match (&self.ended, self.started) {
+            (Some((_, JobEnd::Done(_))), _) => JobState::Done,
+            (Some((_, JobEnd::Failed(..))), _) => JobState::Failed,
+            (Some((_, JobEnd::Cancelled)), _) => JobState::Cancelled,
+            (None, Some(_)) => JobState::Running,
+            (None, None) => JobState::Queued,
+        }
+    }
 }
 
 /// One evaluation job.
@@ -107,7 +119,7 @@ impl Job {
         let life = self.life();
         let until = life.ended.as_ref().map_or_else(Instant::now, |(at, _)| *at);
         JobView {
-            state: life.state,
+            state: life.state(),
             elapsed: life.started.map_or(Duration::ZERO, |s| until - s),
             end: life.ended.as_ref().map(|(_, end)| end.clone()),
         }
@@ -120,11 +132,6 @@ impl Job {
         if life.ended.is_some() {
             return;
         }
-        life.state = match end {
-            JobEnd::Done(_) => JobState::Done,
-            JobEnd::Failed(..) => JobState::Failed,
-            JobEnd::Cancelled => JobState::Cancelled,
-        };
         life.upload = None;
         life.ended = Some((Instant::now(), end));
     }
@@ -207,7 +214,6 @@ impl EvaluationJobs {
             progress: Arc::new(Progress::new(upload.examples.len())),
             cancel: Cancel::default(),
             life: Mutex::new(Life {
-                state: JobState::Queued,
                 upload: Some(upload),
                 started: None,
                 ended: None,
@@ -243,7 +249,7 @@ impl EvaluationJobs {
         let job = store.jobs.iter().find(|j| j.id == id).cloned()?;
         store.jobs.retain(|j| j.id != id);
         store.waiting.retain(|j| j.id != id);
-        if !job.view().state.is_final() {
+        if !job.life().state().is_final() {
             job.cancel.cancel();
             job.end(JobEnd::Cancelled);
         }
@@ -300,12 +306,9 @@ impl EvaluationJobs {
     }
 
     fn count(&self, store: &Store) {
+        let states: Vec<JobState> = store.jobs.iter().map(|j| j.life().state()).collect();
         for state in JobState::ALL {
-            let n = store
-                .jobs
-                .iter()
-                .filter(|j| j.view().state == state)
-                .count();
+            let n = states.iter().filter(|&&s| s == state).count();
             let gauge = self
                 .metrics
                 .evaluation_jobs
@@ -343,10 +346,9 @@ pub async fn work(jobs: Arc<EvaluationJobs>, state: Weak<AppState>) {
         };
         let upload = {
             let mut life = job.life();
-            if life.state != JobState::Queued {
+            if life.state() != JobState::Queued {
                 continue; // cancelled while it waited for the permit
             }
-            life.state = JobState::Running;
             life.started = Some(Instant::now());
             life.upload.take()
         };
@@ -361,7 +363,7 @@ pub async fn work(jobs: Arc<EvaluationJobs>, state: Weak<AppState>) {
         )
         .await
         {
-            Ok(finished) => JobEnd::Done(Arc::new(finished)),
+            Ok(result) => JobEnd::Done(Arc::new(result)),
             Err(Ended::Cancelled) => JobEnd::Cancelled,
             Err(Ended::Failed(error)) => JobEnd::Failed(error.error_type(), error.to_string()),
         };

@@ -15,9 +15,8 @@ use super::super::body::QueryParams;
 use super::super::error::{ApiError, ErrorBody};
 use super::super::AppState;
 use super::jobs::{Job, JobEnd, JobState};
-use super::run::{EvaluateResponse, Finished};
+use super::run::EvaluationResult;
 use super::upload::{receive, EvaluateQuery};
-use crate::qa::squad::report::EvaluationReport;
 use crate::qa::squad::SquadFile;
 
 /// A job's state, progress and, once done, its result.
@@ -45,16 +44,8 @@ pub struct EvaluationStatus {
     pub error: Option<ErrorBody>,
     /// The official scores and the per-question report, once done.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<EvaluationResult>,
-}
-
-/// What a finished job found.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EvaluationResult {
-    /// The official scores.
-    pub scores: EvaluateResponse,
-    /// Every question, the worst ones, and the breakdowns.
-    pub report: EvaluationReport,
+    #[schema(value_type = Option<EvaluationResult>)]
+    pub result: Option<Arc<EvaluationResult>>,
 }
 
 impl EvaluationStatus {
@@ -79,10 +70,10 @@ impl EvaluationStatus {
             result: None,
         };
         match view.end {
-            Some(JobEnd::Done(finished)) => {
-                status.exact_match = Some(finished.scores.exact_match);
-                status.f1 = Some(finished.scores.f1);
-                status.result = with_result.then(|| result_of(&finished));
+            Some(JobEnd::Done(result)) => {
+                status.exact_match = Some(result.scores.exact_match);
+                status.f1 = Some(result.scores.f1);
+                status.result = with_result.then_some(result);
             }
             Some(JobEnd::Failed(error_type, error)) => {
                 status.error = Some(ErrorBody {
@@ -94,13 +85,6 @@ impl EvaluationStatus {
             Some(JobEnd::Cancelled) | None => {}
         }
         status
-    }
-}
-
-fn result_of(finished: &Finished) -> EvaluationResult {
-    EvaluationResult {
-        scores: finished.scores.clone(),
-        report: finished.report.clone(),
     }
 }
 

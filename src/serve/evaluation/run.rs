@@ -58,14 +58,28 @@ pub struct EvaluateResponse {
     pub predictions: Option<HashMap<String, String>>,
 }
 
-/// A finished evaluation.
-pub struct Finished {
+/// What a finished evaluation found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvaluationResult {
     /// The official scores.
     pub scores: EvaluateResponse,
-    /// Question id -> predicted answer.
-    pub answers: HashMap<String, String>,
-    /// Every question's answer and score, the worst ones and the breakdowns.
+    /// Every question, the worst ones, and the breakdowns.
     pub report: EvaluationReport,
+}
+
+impl EvaluationResult {
+    /// Question id -> predicted answer, as the official prediction file has it (of questions
+    /// that share an id, the later one).
+    pub fn answers(&self) -> HashMap<String, String> {
+        answers_of(&self.report.questions)
+    }
+}
+
+fn answers_of(results: &[QuestionResult]) -> HashMap<String, String> {
+    results
+        .iter()
+        .map(|r| (r.id.clone(), r.prediction.clone()))
+        .collect()
 }
 
 /// Why an evaluation ended without scores.
@@ -106,11 +120,19 @@ impl Cancel {
     }
 }
 
-/// What an evaluation has done so far, shared with whoever watches it.
+/// What an evaluation has done so far, shared with whoever watches it: questions done and
+/// the sums of their scores (the questions themselves stay with the evaluation).
 #[derive(Debug)]
 pub struct Progress {
     total: usize,
-    results: Mutex<Vec<QuestionResult>>,
+    done: Mutex<Sums>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Sums {
+    questions: usize,
+    exact_match: f64,
+    f1: f64,
 }
 
 /// A look at [`Progress`].
@@ -131,30 +153,27 @@ impl Progress {
     pub fn new(total: usize) -> Self {
         Self {
             total,
-            results: Mutex::new(Vec::with_capacity(total)),
+            done: Mutex::new(Sums::default()),
         }
     }
 
-    fn record(&self, chunk: Vec<QuestionResult>) {
-        self.lock().extend(chunk);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<QuestionResult>> {
-        self.results.lock().unwrap_or_else(PoisonError::into_inner)
+    fn record(&self, chunk: &[QuestionResult]) {
+        let mut sums = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        sums.questions += chunk.len();
+        sums.exact_match += chunk.iter().map(|r| r.exact_match).sum::<f64>();
+        sums.f1 += chunk.iter().map(|r| r.f1).sum::<f64>();
     }
 
     /// Questions done and their running scores.
     pub fn snapshot(&self) -> ProgressSnapshot {
-        let results = self.lock();
-        let done = results.len();
-        let mean = |f: fn(&QuestionResult) -> f64| {
-            (done > 0).then(|| results.iter().map(f).sum::<f64>() / done as f64)
-        };
+        let sums = *self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        let done = sums.questions;
+        let mean = |sum: f64| (done > 0).then(|| sum / done as f64);
         ProgressSnapshot {
             done,
             total: self.total,
-            exact_match: mean(|r| r.exact_match),
-            f1: mean(|r| r.f1),
+            exact_match: mean(sums.exact_match),
+            f1: mean(sums.f1),
         }
     }
 }
@@ -177,13 +196,13 @@ pub async fn run(
     progress: Arc<Progress>,
     cancel: Cancel,
     only_one: OwnedSemaphorePermit,
-) -> Result<Finished, Ended> {
+) -> Result<EvaluationResult, Ended> {
     let started = Instant::now();
-    let outcome = predict_in_chunks(state, &upload, progress, cancel.clone(), only_one).await;
+    let outcome = evaluate(state, upload, progress, cancel.clone(), only_one).await;
     let outcome = match outcome {
         Err(_) if cancel.is_cancelled() => Err(Ended::Cancelled),
         Err(error) => Err(Ended::Failed(error)),
-        Ok(results) => finish(&upload, results, started).map_err(Ended::Failed),
+        Ok(result) => Ok(result),
     };
     let label = match &outcome {
         Ok(_) => "ok",
@@ -191,16 +210,16 @@ pub async fn run(
         Err(Ended::Failed(_)) => "error",
     };
     state.metrics.evaluations.with_label_values(&[label]).inc();
-    if let Ok(finished) = &outcome {
+    if let Ok(result) = &outcome {
         state
             .metrics
             .last_exact_match
-            .set(finished.scores.exact_match);
-        state.metrics.last_f1.set(finished.scores.f1);
+            .set(result.scores.exact_match);
+        state.metrics.last_f1.set(result.scores.f1);
         tracing::info!(
-            questions = finished.scores.total,
-            exact_match = finished.scores.exact_match,
-            f1 = finished.scores.f1,
+            questions = result.scores.total,
+            exact_match = result.scores.exact_match,
+            f1 = result.scores.f1,
             seconds = started.elapsed().as_secs_f64(),
             "evaluation finished"
         );
@@ -208,14 +227,16 @@ pub async fn run(
     outcome
 }
 
-/// Every question through [`predict_examples`], chunk by chunk, on the blocking pool.
-async fn predict_in_chunks(
+/// Every question through [`predict_examples`], chunk by chunk, then the official scores and
+/// the report: all on the blocking pool, none of it on the async workers.
+async fn evaluate(
     state: &Arc<AppState>,
-    upload: &Upload,
+    upload: Upload,
     progress: Arc<Progress>,
     cancel: Cancel,
     only_one: OwnedSemaphorePermit,
-) -> Result<(Vec<Arc<str>>, Vec<QuestionResult>), ApiError> {
+) -> Result<EvaluationResult, ApiError> {
+    let started = Instant::now();
     let config = PredictConfig {
         max_batch_windows: GROUP_BATCHES * state.config.max_batch_size,
         max_batch_tokens: GROUP_BATCHES * state.config.max_batch_tokens,
@@ -233,11 +254,12 @@ async fn predict_in_chunks(
     };
     let featurizer = state.featurizer.clone();
     let null_threshold = state.null_threshold;
-    let examples = upload.examples.clone();
-    let version = upload.dataset.version_kind();
     off_runtime(move || {
-        let (passages, passage_of) = passages_of(&examples);
+        let examples = &upload.examples;
+        let version = upload.dataset.version_kind();
+        let (passages, passage_of) = passages_of(examples);
         let size = chunk_size(examples.len());
+        let mut results = Vec::with_capacity(examples.len());
         for (n, chunk) in examples.chunks(size).enumerate() {
             let predictions =
                 predict_examples(chunk, &featurizer, &config, &mut backend, |_, _| {}).map_err(
@@ -248,7 +270,7 @@ async fn predict_in_chunks(
                     },
                 )?;
             let first = n * size;
-            let results = chunk
+            let scored = chunk
                 .iter()
                 .zip(&predictions)
                 .enumerate()
@@ -260,32 +282,19 @@ async fn predict_in_chunks(
                     );
                     QuestionResult::new(example, passage_of[first + i], answer, version)
                 });
-            progress.record(results.collect());
+            let start = results.len();
+            results.extend(scored);
+            progress.record(&results[start..]);
         }
-        let results = progress.lock().clone();
-        Ok((passages, results))
+        let scores = metrics::score(&upload.dataset, &answers_of(&results), None, 1.0)
+            .map_err(|e| ApiError::Validation(e.to_string()))?;
+        let contexts = passages.iter().map(|p| p.to_string()).collect();
+        Ok(EvaluationResult {
+            scores: official(&scores, started),
+            report: EvaluationReport::new(contexts, results),
+        })
     })
     .await?
-}
-
-/// The official scores of the file and the report, from every question's result.
-fn finish(
-    upload: &Upload,
-    (passages, results): (Vec<Arc<str>>, Vec<QuestionResult>),
-    started: Instant,
-) -> Result<Finished, ApiError> {
-    let answers: HashMap<String, String> = results
-        .iter()
-        .map(|r| (r.id.clone(), r.prediction.clone()))
-        .collect();
-    let scores = metrics::score(&upload.dataset, &answers, None, 1.0)
-        .map_err(|e| ApiError::Validation(e.to_string()))?;
-    let contexts = passages.iter().map(|p| p.to_string()).collect();
-    Ok(Finished {
-        scores: official(&scores, started),
-        answers,
-        report: EvaluationReport::new(contexts, results),
-    })
 }
 
 /// The service's queue as a backend of the one prediction path: each group of windows is

@@ -56,9 +56,9 @@ pub async fn evaluate(
     let outcome = run(&state, upload, progress, guard.0.clone(), only_one).await;
     drop(guard);
     match outcome {
-        Ok(finished) => Ok(Json(EvaluateResponse {
-            predictions: query.predictions.then_some(finished.answers),
-            ..finished.scores
+        Ok(result) => Ok(Json(EvaluateResponse {
+            predictions: query.predictions.then(|| result.answers()),
+            ..result.scores
         })),
         Err(Ended::Failed(error)) => Err(error),
         Err(Ended::Cancelled) => Err(ApiError::Internal("the evaluation was cancelled".into())),
