@@ -68,6 +68,28 @@ fn fp32_and_int8_graphs_run_padding_invariant_and_agree() {
     assert!(corr > 0.97, "int8 vs fp32 logit correlation {corr}");
 }
 
+#[test]
+fn an_engine_warmed_with_the_largest_batch_answers_as_a_fresh_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = common::tiny_model_folder(dir.path());
+    let featurizer =
+        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
+    let windows = windows_batch(&featurizer);
+    let refs: Vec<_> = windows.iter().collect();
+    let batch = PaddedBatch::from_windows(&refs, 0);
+    for int8 in [false, true] {
+        let fresh = Engine::load(&folder, &cpu(int8))
+            .unwrap()
+            .run(&batch)
+            .unwrap();
+        let mut warmed = Engine::load(&folder, &cpu(int8)).unwrap();
+        // The default limits' shapes: 21 windows of 384 tokens, 32 of 256.
+        warmed.reserve(21, 384).unwrap();
+        warmed.reserve(32, 256).unwrap();
+        assert_eq!(warmed.run(&batch).unwrap(), fresh, "int8 {int8}");
+    }
+}
+
 /// Largest change of any real token's start logit between running each window alone and
 /// running all of them as one padded batch.
 fn batching_effect(engine: &mut Engine, windows: &[bertqa::qa::features::Window]) -> f32 {

@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use super::auth::ApiKey;
+use super::queue::BatchBudget;
 use crate::model::manifest::ModelManifest;
 use crate::qa::features::WindowConfig;
 use crate::runtime::cpu::cores;
@@ -70,6 +72,12 @@ pub struct ServeConfig {
     /// How long a lone window may wait for others to share its batch.
     #[arg(long, env = "BERTQA_MAX_BATCH_DELAY_MS", default_value_t = 2)]
     pub max_batch_delay_ms: u64,
+    /// Run the largest batch these limits allow once at start-up, so ONNX Runtime's memory
+    /// arena reaches its peak before traffic: resident memory stays flat under load, and a
+    /// memory limit too small for the batch limits fails at start. `false` starts faster
+    /// and grows memory as larger batches arrive.
+    #[arg(long, env = "BERTQA_WARM_UP_LARGEST_BATCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub warm_up_largest_batch: bool,
     /// Questions handled at once (a batch-form request counts each of its questions, an
     /// evaluation counts one); more get 429 with Retry-After.
     #[arg(
@@ -171,6 +179,15 @@ pub const DEFAULT_MAX_CLIENT_BATCH_SIZE: usize = 64;
 const MAX_POSITIONS: usize = 512;
 
 impl ServeConfig {
+    /// The limits of one inference batch these flags set.
+    pub fn batch_budget(&self) -> BatchBudget {
+        BatchBudget {
+            max_windows: self.max_batch_size,
+            max_tokens: self.max_batch_tokens,
+            max_delay: Duration::from_millis(self.max_batch_delay_ms),
+        }
+    }
+
     /// The socket address to bind.
     pub fn address(&self) -> Result<SocketAddr, String> {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');

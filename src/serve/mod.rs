@@ -55,11 +55,10 @@ use self::health::{InferenceHealth, Verdict};
 use self::info::ServiceInfo;
 use self::metrics::Metrics;
 use self::pool::CpuPool;
-use self::queue::BatchBudget;
 use self::trace::RequestRecord;
 use crate::qa::features::{Featurizer, Window, WindowConfig};
 use crate::qa::reader::Scoring;
-use crate::runtime::engine::{Engine, EngineConfig};
+use crate::runtime::engine::EngineConfig;
 
 /// What every handler shares.
 pub struct AppState {
@@ -192,13 +191,20 @@ impl Service {
             config.threads_per_worker(),
         )
         .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
-        let engines = (0..config.workers)
-            .map(|_| Engine::load(&config.model_dir, &engine_config))
-            .collect::<Result<Vec<_>, _>>()?;
+        let window = config.window(&manifest);
+        let budget = config.batch_budget();
+        let reserve = config
+            .warm_up_largest_batch
+            .then(|| budget.largest_shapes(window.max_seq_len));
+        let engines = workers::load_engines(
+            &config.model_dir,
+            &engine_config,
+            config.workers,
+            reserve.as_deref(),
+        )?;
         let engine = engines
             .first()
             .ok_or_else(|| anyhow::anyhow!("invalid settings: --workers must be at least 1"))?;
-        let window = config.window(&manifest);
         let featurizer = Featurizer::from_file(&config.model_dir.join("tokenizer.json"), window)?;
         let metrics = Metrics::new()?;
         let info = ServiceInfo::new(&config, &manifest, engine, window);
@@ -212,11 +218,6 @@ impl Service {
             threads_per_worker = ?config.threads_per_worker(),
             "model loaded"
         );
-        let budget = BatchBudget {
-            max_windows: config.max_batch_size,
-            max_tokens: config.max_batch_tokens,
-            max_delay: Duration::from_millis(config.max_batch_delay_ms),
-        };
         let pad_id = featurizer.pad_id();
         let health = InferenceHealth::new(Duration::from_secs(config.stall_timeout_secs));
         let (batcher, inference) = batcher::spawn(

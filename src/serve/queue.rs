@@ -16,8 +16,24 @@ pub enum Priority {
 
 /// Most padded tokens a batch may hold per real token before it stops taking longer
 /// windows: a window padded to twice its length costs twice its compute, while a CPU runs a
-/// smaller batch of similar lengths nearly as fast per token.
-pub const MAX_PADDING_RATIO: usize = 5; // in quarters: padded ≤ 1.25 × real
+/// smaller batch of similar lengths nearly as fast per token. 1.25 padded per real token.
+pub const MAX_PADDING_RATIO: PaddingRatio = PaddingRatio { padded: 5, real: 4 };
+
+/// A bound on padded tokens per real token, as a fraction so the check stays in integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaddingRatio {
+    /// Padded tokens allowed ...
+    pub padded: usize,
+    /// ... per this many real ones.
+    pub real: usize,
+}
+
+impl PaddingRatio {
+    /// Whether `padded` tokens for `real` real ones stay within the ratio.
+    pub fn allows(self, padded: usize, real: usize) -> bool {
+        padded * self.real <= real * self.padded
+    }
+}
 
 /// Limits of one inference batch.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +44,25 @@ pub struct BatchBudget {
     pub max_tokens: usize,
     /// How long the oldest window may wait for a fuller batch.
     pub max_delay: Duration,
+}
+
+impl BatchBudget {
+    /// The batch shapes (windows, tokens per window) that bound every tensor of a batch this
+    /// budget admits for windows of at most `max_seq_len` tokens: the most windows of the
+    /// longest length (attention scores grow with windows x length²) and, when different,
+    /// the most windows at the length that spends the whole token budget (per-token tensors
+    /// grow with windows x length).
+    pub fn largest_shapes(&self, max_seq_len: usize) -> Vec<(usize, usize)> {
+        let longest = max_seq_len.min(self.max_tokens).max(1);
+        let at_longest = (self.max_tokens / longest).clamp(1, self.max_windows.max(1));
+        let mut shapes = vec![(at_longest, longest)];
+        let widest = self.max_windows.max(1);
+        let length = (self.max_tokens / widest).min(longest);
+        if widest > at_longest && length > 0 {
+            shapes.push((widest, length));
+        }
+        shapes
+    }
 }
 
 /// Whether more windows are on their way: requests admitted whose windows are still being
@@ -132,7 +167,7 @@ impl<T> WindowQueue<T> {
             let fits = taken < budget.max_windows.max(1)
                 && (taken == 0
                     || (padded <= budget.max_tokens
-                        && 4 * padded <= MAX_PADDING_RATIO * (real + waiting.tokens)));
+                        && MAX_PADDING_RATIO.allows(padded, real + waiting.tokens)));
             if !fits {
                 full = true;
                 break;
@@ -173,6 +208,22 @@ mod tests {
             max_tokens,
             max_delay: Duration::from_millis(delay_ms),
         }
+    }
+
+    #[test]
+    fn the_largest_shapes_bound_both_windows_and_tokens() {
+        // The defaults: 8,192 tokens, 32 windows, 384-token windows.
+        assert_eq!(
+            budget(32, 8192, 2).largest_shapes(384),
+            vec![(21, 384), (32, 256)]
+        );
+        // Few windows allowed: every one can be of the longest length.
+        assert_eq!(budget(8, 8192, 2).largest_shapes(384), vec![(8, 384)]);
+        // A budget of exactly one longest window.
+        assert_eq!(
+            budget(32, 384, 2).largest_shapes(384),
+            vec![(1, 384), (32, 12)]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the matrix products run on one thread), as Triton's instance groups do; with one worker
 //! this is the single session of before, on its own thread.
 
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -11,7 +12,46 @@ use std::time::{Duration, Instant};
 
 use super::health::InferenceHealth;
 use crate::qa::batch::{BatchLogits, PaddedBatch};
-use crate::runtime::engine::Engine;
+use crate::runtime::engine::{Engine, EngineConfig, EngineError};
+
+/// Loads one engine per worker from `model_dir`. With `reserve` (the largest batch shapes the
+/// batcher can form), each also runs those shapes once so its memory is at its peak before
+/// the first request (see [`Engine::reserve`]); the time and resident memory after it are
+/// logged, as that is what an operator sizes a memory limit by.
+pub fn load_engines(
+    model_dir: &Path,
+    config: &EngineConfig,
+    workers: usize,
+    reserve: Option<&[(usize, usize)]>,
+) -> Result<Vec<Engine>, EngineError> {
+    let mut engines = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let mut engine = Engine::load(model_dir, config)?;
+        let started = Instant::now();
+        for &(windows, seq_len) in reserve.unwrap_or_default() {
+            engine.reserve(windows, seq_len)?;
+        }
+        if let Some(shapes) = reserve {
+            let resident = resident_mib().map_or_else(|| "unknown".into(), |m| m.to_string());
+            tracing::info!(
+                shapes = ?shapes,
+                seconds = started.elapsed().as_secs_f64(),
+                resident_mib = %resident,
+                "warmed up with the largest batches"
+            );
+        }
+        engines.push(engine);
+    }
+    Ok(engines)
+}
+
+/// This process's resident memory in MiB (Linux), for the start-up log.
+fn resident_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
 
 /// One batch for a worker: which windows of which jobs it holds, and their padded inputs.
 pub struct Work {
