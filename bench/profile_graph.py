@@ -56,7 +56,7 @@ def large_gemm_rate(threads, m=4096, k=384, n=1536, runs=20):
     zp = onnx.numpy_helper.from_array(np.array(128, dtype=np.uint8), "zp")
     node = onnx.helper.make_node("MatMulInteger", ["a", "w", "zp"], ["y"])
     graph = onnx.helper.make_graph([node], "gemm", [a], [y], [w, zp])
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)], ir_version=10)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "gemm.onnx")
         onnx.save(model, path)

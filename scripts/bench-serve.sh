@@ -10,27 +10,28 @@ model="${1:?usage: scripts/bench-serve.sh MODEL_DIR CHECKPOINT_DIR [QUESTIONS] [
 checkpoint="${2:?checkpoint folder (Hugging Face layout) of the same weights}"
 questions="${3:-1000}"
 levels="${4:-1,8,32,64}"
-data="${BERTQA_SQUAD_DIR:-../shared/data/squad}/dev-v1.1.json.gz"
 python="$(scripts/bench-venv.sh --with-torch)"
-cargo build --quiet --release --bin bertqa
-cargo bench --quiet --bench load --no-run 2>/dev/null
+source scripts/lib/cpu.sh
+source scripts/lib/load.sh
+load_setup
+data="$DATA"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-load() { # PORT LABEL
+measure() { # PORT LABEL
   cargo bench --quiet --bench load -- "http://127.0.0.1:$1/answer" "$data" "$questions" "$levels" "$2" 2>/dev/null
 }
 
-target/release/bertqa serve --model-dir "$model" --host 127.0.0.1 --port 18080 --log-format json >/dev/null 2>&1 &
+"$CARGO_TARGET_DIR/release/bertqa" serve --model-dir "$model" --host 127.0.0.1 --port 18080 --log-format json >/dev/null 2>&1 &
 pids+=($!)
 scripts/wait-ready.sh 18080
-ours="$(load 18080 bertqa-int8)"
+ours="$(measure 18080 bertqa-int8)"
 kill -TERM "${pids[-1]}" && wait "${pids[-1]}" || true
 
 "$python" bench/serve_hf.py "$checkpoint" serve 18081 fp32 >/dev/null 2>&1 &
 pids+=($!)
 scripts/wait-ready.sh 18081
-hf="$(load 18081 hf-pipeline-http-fp32)"
+hf="$(measure 18081 hf-pipeline-http-fp32)"
 kill -TERM "${pids[-1]}" && wait "${pids[-1]}" || true
 
 inproc="$("$python" bench/serve_hf.py "$checkpoint" inprocess "$data" "$questions" 2>/dev/null | grep '^hf-')"
@@ -58,8 +59,8 @@ section="$(cat <<MD
 \`bertqa serve\` (int8 graph, default settings) against Hugging Face \`pipeline("question-answering")\`
 (transformers 4.57.6, torch 2.13 CPU, fp32) behind a minimal FastAPI/uvicorn app
 (\`bench/serve_hf.py\`), same fine-tuned weights, same load client (\`benches/load.rs\`), run one
-after the other with nothing else running (2-core AMD EPYC dev machine; the load client shares
-the 2 cores with the server). Command: \`scripts/bench-serve.sh $model $checkpoint $questions $levels\`.
+after the other with nothing else running ($(cpu_summary); the load client shares
+the cores with the server). Command: \`scripts/bench-serve.sh $model $checkpoint $questions $levels\`.
 
 $table
 
