@@ -39,8 +39,14 @@ fn windows_batch(featurizer: &Featurizer) -> Vec<bertqa::qa::features::Window> {
         .collect()
 }
 
-#[test]
-fn fp32_and_int8_graphs_run_padding_invariant_and_agree() {
+/// The tiny model's folder (in a temporary directory the caller keeps alive), the windows of
+/// [`windows_batch`] and those windows as one padded batch.
+fn tiny_model_and_batch() -> (
+    tempfile::TempDir,
+    PathBuf,
+    Vec<bertqa::qa::features::Window>,
+    PaddedBatch,
+) {
     let dir = tempfile::tempdir().unwrap();
     let folder = common::tiny_model_folder(dir.path());
     let featurizer =
@@ -48,6 +54,12 @@ fn fp32_and_int8_graphs_run_padding_invariant_and_agree() {
     let windows = windows_batch(&featurizer);
     let refs: Vec<_> = windows.iter().collect();
     let batch = PaddedBatch::from_windows(&refs, 0);
+    (dir, folder, windows, batch)
+}
+
+#[test]
+fn fp32_and_int8_graphs_run_padding_invariant_and_agree() {
+    let (_dir, folder, windows, batch) = tiny_model_and_batch();
     let mut fp32 = Engine::load(&folder, &cpu(false)).unwrap();
     let (start, end) = fp32.run(&batch).unwrap();
     assert_eq!(
@@ -70,13 +82,7 @@ fn fp32_and_int8_graphs_run_padding_invariant_and_agree() {
 
 #[test]
 fn an_engine_warmed_with_the_largest_batch_answers_as_a_fresh_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let folder = common::tiny_model_folder(dir.path());
-    let featurizer =
-        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
-    let windows = windows_batch(&featurizer);
-    let refs: Vec<_> = windows.iter().collect();
-    let batch = PaddedBatch::from_windows(&refs, 0);
+    let (_dir, folder, _, batch) = tiny_model_and_batch();
     for int8 in [false, true] {
         let fresh = Engine::load(&folder, &cpu(int8))
             .unwrap()
