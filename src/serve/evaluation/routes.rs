@@ -16,7 +16,7 @@ use super::super::error::{ApiError, ErrorBody};
 use super::super::AppState;
 use super::jobs::{Job, JobEnd, JobState};
 use super::run::EvaluationResult;
-use super::upload::{receive, EvaluateQuery};
+use super::upload::{receive, EvaluateQuery, UploadRejections};
 use crate::qa::squad::SquadFile;
 
 /// A job's state, progress and, once done, its result.
@@ -100,14 +100,8 @@ impl EvaluationStatus {
     ),
     responses(
         (status = 202, description = "Queued; Location: /evaluations/{id}", body = EvaluationStatus),
-        (status = 400, description = "Malformed JSON, gzip or form", body = ErrorBody),
-        (status = 401, description = "No API key or a wrong one (with --api-key or --evaluate-api-key)", body = ErrorBody),
-        (status = 404, description = "Turned off on this server (--evaluate off)", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Unsupported Content-Type", body = ErrorBody),
-        (status = 422, description = "Not a SQuAD file, or bad query parameters", body = ErrorBody),
         (status = 429, description = "Too many jobs waiting (--max-queued-evaluations)", body = ErrorBody),
-        (status = 503, description = "Shutting down", body = ErrorBody),
+        UploadRejections,
     ),
     tag = "evaluations"
 )]

@@ -12,7 +12,7 @@ use super::super::body::QueryParams;
 use super::super::error::{ApiError, ErrorBody};
 use super::super::AppState;
 use super::run::{run, Cancel, Ended, EvaluateResponse, Progress};
-use super::upload::{receive, EvaluateQuery};
+use super::upload::{receive, EvaluateQuery, UploadRejections};
 use crate::qa::squad::SquadFile;
 
 /// Evaluate the model on a SQuAD v1.1 or v2.0 file.
@@ -27,14 +27,8 @@ use crate::qa::squad::SquadFile;
     ),
     responses(
         (status = 200, description = "Scores", body = EvaluateResponse),
-        (status = 400, description = "Malformed JSON, gzip or form", body = ErrorBody),
-        (status = 401, description = "No API key or a wrong one (with --api-key or --evaluate-api-key)", body = ErrorBody),
-        (status = 404, description = "Turned off on this server (--evaluate off)", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Unsupported Content-Type", body = ErrorBody),
-        (status = 422, description = "Not a SQuAD file, or bad query parameters", body = ErrorBody),
         (status = 429, description = "Another evaluation is running, or too much work in progress", body = ErrorBody),
-        (status = 503, description = "Shutting down", body = ErrorBody),
+        UploadRejections,
     ),
     tag = "qa"
 )]

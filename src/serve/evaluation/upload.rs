@@ -2,12 +2,14 @@
 //! upload, parsed off the async workers within the inflation limit, and checked to have
 //! questions, so both routes refuse the same bad files with the same errors.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
 use serde::Deserialize;
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::IntoParams;
 
 use super::super::body::{media_type, read_bytes};
@@ -104,5 +106,41 @@ fn load_error(error: LoadError) -> ApiError {
         } => ApiError::InvalidJson(error.to_string()),
         LoadError::Json { .. } => ApiError::Validation(error.to_string()),
         LoadError::Gzip { .. } | LoadError::Io { .. } => ApiError::BadRequest(error.to_string()),
+    }
+}
+
+/// The rejections an uploaded SQuAD file can meet, the same for `/evaluate` and
+/// `POST /evaluations` (each adds its own success and 429): one list, so the two documented
+/// contracts cannot drift apart.
+pub struct UploadRejections;
+
+/// (status, description) of each rejection in [`UploadRejections`]; every body is an
+/// `ErrorBody`.
+const UPLOAD_REJECTIONS: [(u16, &str); 7] = [
+    (400, "Malformed JSON, gzip or form"),
+    (
+        401,
+        "No API key or a wrong one (with --api-key or --evaluate-api-key)",
+    ),
+    (404, "Turned off on this server (--evaluate off)"),
+    (413, "Body too large"),
+    (415, "Unsupported Content-Type"),
+    (422, "Not a SQuAD file, or bad query parameters"),
+    (503, "Shutting down"),
+];
+
+impl utoipa::IntoResponses for UploadRejections {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        UPLOAD_REJECTIONS
+            .iter()
+            .map(|(status, description)| {
+                let body = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+                let response = ResponseBuilder::new()
+                    .description(*description)
+                    .content("application/json", body)
+                    .build();
+                (status.to_string(), RefOr::T(response))
+            })
+            .collect()
     }
 }
