@@ -29,7 +29,7 @@ kill $sampler 2>/dev/null || true
 peak="$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$server/status")"
 echo "$log"
 final="$(echo "$log" | grep '^soak done')"
-# RSS at the end of each minute, and the growth over the run after the first minute.
+# RSS at the end of each minute, after the first minute (warm-up) and at the end.
 minutes="$(awk 'NR % 60 == 0 {printf "%s ", $1}' "$samples")"
 after_warmup="$(awk 'NR == 60 {print $1}' "$samples")"
 last="$(grep -v '^$' "$samples" | tail -1)"

@@ -193,7 +193,7 @@ fn runtime() -> Result<ort::environment::Environment, EngineError> {
 /// threads (None: all cores), and no memory pattern. A memory pattern is one block planned
 /// per input shape; with batches of ever-changing shapes those blocks of every size fragment
 /// the arena, which grew to 1.15 GB in a 10-minute soak against 0.57 GB without them, at the
-/// same speed (bench/RESULTS.md, "Memory").
+/// same speed (bench/RESULTS.md, "Serving memory").
 fn session_builder(threads: Option<usize>) -> Result<SessionBuilder, EngineError> {
     let env = runtime()?;
     let threads = threads.unwrap_or_else(super::cpu::cores);

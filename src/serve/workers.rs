@@ -27,11 +27,11 @@ pub fn load_engines(
     let mut engines = Vec::with_capacity(workers);
     for _ in 0..workers {
         let mut engine = Engine::load(model_dir, config)?;
-        let started = Instant::now();
-        for &(windows, seq_len) in reserve.unwrap_or_default() {
-            engine.reserve(windows, seq_len)?;
-        }
         if let Some(shapes) = reserve {
+            let started = Instant::now();
+            for &(windows, seq_len) in shapes {
+                engine.reserve(windows, seq_len)?;
+            }
             let resident = resident_mib().map_or_else(|| "unknown".into(), |m| m.to_string());
             tracing::info!(
                 shapes = ?shapes,

@@ -197,13 +197,15 @@ pub async fn run(
     cancel: Cancel,
     only_one: OwnedSemaphorePermit,
 ) -> Result<EvaluationResult, Ended> {
-    let started = Instant::now();
-    let outcome = evaluate(state, upload, progress, cancel.clone(), only_one).await;
-    let outcome = match outcome {
-        Err(_) if cancel.is_cancelled() => Err(Ended::Cancelled),
-        Err(error) => Err(Ended::Failed(error)),
-        Ok(result) => Ok(result),
-    };
+    let outcome = evaluate(state, upload, progress, cancel.clone(), only_one)
+        .await
+        .map_err(|error| {
+            if cancel.is_cancelled() {
+                Ended::Cancelled
+            } else {
+                Ended::Failed(error)
+            }
+        });
     let label = match &outcome {
         Ok(_) => "ok",
         Err(Ended::Cancelled) => "cancelled",
@@ -220,7 +222,7 @@ pub async fn run(
             questions = result.scores.total,
             exact_match = result.scores.exact_match,
             f1 = result.scores.f1,
-            seconds = started.elapsed().as_secs_f64(),
+            seconds = result.scores.duration_ms as f64 / 1e3,
             "evaluation finished"
         );
     }
