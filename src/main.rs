@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use bertqa::serve::config::ServeConfig;
-use bertqa::serve::{init_logging, shutdown_signal, Service};
+use bertqa::serve::telemetry::Telemetry;
+use bertqa::serve::{shutdown_signal, Service};
 use cli::calibrate::CalibrateArgs;
 use cli::export::{ExportArgs, MakePortableArgs, RandomCheckpointArgs};
 use cli::passages::EvaluatePassagesArgs;
@@ -50,13 +51,16 @@ enum Command {
 
 /// Runs the server with its log set up first, so that a failure to start or a crash is one line
 /// of that log (a JSON line in containers, where log collectors parse every line), not a bare
-/// stderr line after it.
+/// stderr line after it. The telemetry outlives the server, so spans still queued at shutdown
+/// are sent before the process exits.
 fn serve_logged(config: ServeConfig) -> anyhow::Result<()> {
-    init_logging(config.log_format);
-    serve(config).map_err(|error| {
+    let telemetry = Telemetry::init(config.log_format, config.otlp_target().as_ref())?;
+    let served = serve(config).map_err(|error| {
         tracing::error!(error = format!("{error:#}"), "bertqa serve failed");
         Logged.into()
-    })
+    });
+    drop(telemetry);
+    served
 }
 
 /// A failure already written to the log: `main` only sets the exit code.

@@ -14,7 +14,7 @@ use bertqa::qa::squad::load_squad;
 use bertqa::qa::squad::metrics::score_v2;
 use bertqa::qa::squad::passages::Passages;
 use bertqa::qa::squad::scores::Scores;
-use bertqa::serve::init_logging;
+use bertqa::serve::telemetry::{init_logging, LogFormat};
 
 use super::model::{split_by_article, LoadedModel, ModelArgs};
 
@@ -52,7 +52,7 @@ pub struct CalibrateArgs {
 impl CalibrateArgs {
     /// Fits, measures, prints the result as JSON and writes it into the folder.
     pub fn run(self) -> anyhow::Result<()> {
-        init_logging(bertqa::serve::config::LogFormat::Text);
+        init_logging(LogFormat::Text);
         let mut model = self.model.load()?;
         anyhow::ensure!(
             self.null_data.is_none() || model.manifest.allows_no_answer(),

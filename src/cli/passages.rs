@@ -7,7 +7,7 @@ use bertqa::pipeline::passages::{distractor_sets, score_readings, ReadingScores}
 use bertqa::qa::reader::Scoring;
 use bertqa::qa::squad::load_squad;
 use bertqa::qa::squad::passages::Passages;
-use bertqa::serve::init_logging;
+use bertqa::serve::telemetry::{init_logging, LogFormat};
 
 use super::model::{split_by_article, ModelArgs};
 
@@ -47,7 +47,7 @@ struct Row {
 impl EvaluatePassagesArgs {
     /// Runs each N and prints one JSON line per (N, scoring).
     pub fn run(self) -> anyhow::Result<()> {
-        init_logging(bertqa::serve::config::LogFormat::Text);
+        init_logging(LogFormat::Text);
         let mut model = self.model.load()?;
         let examples = load_squad(&self.data)?.examples();
         let pool = Passages::new(&examples);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use bertqa::pipeline::predict::prediction_files;
 use bertqa::qa::squad::load_squad;
-use bertqa::serve::init_logging;
+use bertqa::serve::telemetry::{init_logging, LogFormat};
 
 use super::model::ModelArgs;
 use super::write_json;
@@ -33,7 +33,7 @@ pub struct PredictArgs {
 impl PredictArgs {
     /// Writes the prediction file (and the null odds of a v2.0 model when asked).
     pub fn run(self) -> anyhow::Result<()> {
-        init_logging(bertqa::serve::config::LogFormat::Text);
+        init_logging(LogFormat::Text);
         let mut model = self.model.load()?;
         let dataset = load_squad(&self.data)?;
         let mut examples = dataset.examples();

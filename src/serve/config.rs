@@ -9,19 +9,11 @@ use clap::{Args, ValueEnum};
 
 use super::auth::ApiKey;
 use super::queue::BatchBudget;
+use super::telemetry::{LogFormat, OtlpEndpoint, OtlpTarget};
 use crate::model::manifest::ModelManifest;
 use crate::qa::features::WindowConfig;
 use crate::runtime::cpu::cores;
 use crate::runtime::engine::{DeviceKind, GraphChoice};
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
 
 /// A feature that can be turned on or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,6 +157,14 @@ pub struct ServeConfig {
     /// Log line format.
     #[arg(long, env = "BERTQA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Send each request's span to an OpenTelemetry collector over OTLP/HTTP (protobuf), e.g.
+    /// `http://otel-collector:4318` (`/v1/traces` is added); a request with a W3C
+    /// `traceparent` joins the caller's trace. Off when unset.
+    #[arg(long, env = "BERTQA_OTLP_ENDPOINT", value_parser = clap::value_parser!(OtlpEndpoint))]
+    pub otlp_endpoint: Option<OtlpEndpoint>,
+    /// The `service.name` the exported spans are filed under.
+    #[arg(long, env = "BERTQA_OTLP_SERVICE_NAME", default_value = "bertqa")]
+    pub otlp_service_name: String,
 }
 
 /// Default `--max-context-chars` (also the `maxLength` in `openapi.yaml`).
@@ -179,6 +179,14 @@ pub const DEFAULT_MAX_CLIENT_BATCH_SIZE: usize = 64;
 const MAX_POSITIONS: usize = 512;
 
 impl ServeConfig {
+    /// Where spans go, when `--otlp-endpoint` is set.
+    pub fn otlp_target(&self) -> Option<OtlpTarget> {
+        self.otlp_endpoint.clone().map(|endpoint| OtlpTarget {
+            endpoint,
+            service_name: self.otlp_service_name.clone(),
+        })
+    }
+
     /// The limits of one inference batch these flags set.
     pub fn batch_budget(&self) -> BatchBudget {
         BatchBudget {

@@ -165,6 +165,7 @@ impl Metrics {
             Box::new(self.last_exact_match.clone()),
             Box::new(self.last_f1.clone()),
             Box::new(self.info.clone()),
+            Box::new(super::telemetry::EXPORTED_SPANS.clone()),
         ];
         collectors
             .into_iter()

@@ -30,6 +30,7 @@ pub mod page;
 pub mod pool;
 pub mod probe;
 pub mod queue;
+pub mod telemetry;
 pub mod trace;
 pub mod workers;
 
@@ -436,20 +437,4 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-}
-
-/// Sets up logging in the configured format (`RUST_LOG` filters, default `info`), on stderr
-/// like every diagnostic of the command line, so that a failure to start reads the same in a
-/// terminal, a test and a container log.
-pub fn init_logging(format: config::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match format {
-        config::LogFormat::Text => builder.try_init(),
-        config::LogFormat::Json => builder.json().try_init(),
-    };
 }

@@ -64,6 +64,10 @@ impl RequestRecord {
     }
 }
 
+fn signed(counter: &AtomicU64) -> i64 {
+    i64::try_from(counter.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+}
+
 fn micros(duration: Duration) -> u64 {
     duration.as_micros().min(u128::from(u64::MAX)) as u64
 }
@@ -121,6 +125,7 @@ pub async fn track(
         inference_ms = field::Empty,
         duration_ms = field::Empty,
     );
+    super::telemetry::continue_trace(&span, request.headers());
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let took = started.elapsed();
@@ -144,10 +149,11 @@ pub async fn track(
         .with_label_values(&[route.as_str()])
         .observe(took.as_secs_f64());
     write_headers(response.headers_mut(), &id, &record);
-    let questions = record.questions.load(Ordering::Relaxed);
-    span.record("status", status.as_u16());
-    span.record("questions", questions);
-    span.record("windows", record.windows.load(Ordering::Relaxed));
+    // Counts are recorded as i64: OpenTelemetry has no unsigned attribute, and a u64 would be
+    // exported as text.
+    span.record("status", i64::from(status.as_u16()));
+    span.record("questions", signed(&record.questions));
+    span.record("windows", signed(&record.windows));
     span.record(
         "tokenization_ms",
         RequestRecord::millis(&record.tokenization_us),
