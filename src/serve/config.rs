@@ -58,9 +58,12 @@ pub struct ServeConfig {
     /// Most padded tokens (windows x longest window) in one inference batch.
     #[arg(long, env = "BERTQA_MAX_BATCH_TOKENS", default_value_t = 8192)]
     pub max_batch_tokens: usize,
-    /// Most windows in one inference batch.
-    #[arg(long, env = "BERTQA_MAX_BATCH_SIZE", default_value_t = 32)]
-    pub max_batch_size: usize,
+    /// Most windows in one inference batch (default: 4 on CPU, 32 on CUDA). On CPU a window
+    /// costs more in a large batch than in a small one (activations outgrow the caches), so
+    /// small batches answer more questions per second under load; a GPU needs large ones to
+    /// fill. Measured in bench/RESULTS.md.
+    #[arg(long, env = "BERTQA_MAX_BATCH_SIZE")]
+    pub max_batch_size: Option<usize>,
     /// How long a lone window may wait for others to share its batch.
     #[arg(long, env = "BERTQA_MAX_BATCH_DELAY_MS", default_value_t = 2)]
     pub max_batch_delay_ms: u64,
@@ -167,6 +170,12 @@ pub struct ServeConfig {
     pub otlp_service_name: String,
 }
 
+/// Default `--max-batch-size` on CPU: the fastest under load of 4, 8, 16 and 32 on the CPU
+/// measured (bench/RESULTS.md, "Small batches on CPU").
+const DEFAULT_CPU_MAX_BATCH_SIZE: usize = 4;
+/// Default `--max-batch-size` on CUDA, where large batches are what fills the device.
+const DEFAULT_CUDA_MAX_BATCH_SIZE: usize = 32;
+
 /// Default `--max-context-chars` (also the `maxLength` in `openapi.yaml`).
 pub const DEFAULT_MAX_CONTEXT_CHARS: usize = 100_000;
 
@@ -187,10 +196,18 @@ impl ServeConfig {
         })
     }
 
+    /// Most windows in one batch: the flag, else the device's default.
+    pub fn max_batch_size(&self) -> usize {
+        self.max_batch_size.unwrap_or(match self.device {
+            DeviceKind::Cpu => DEFAULT_CPU_MAX_BATCH_SIZE,
+            DeviceKind::Cuda => DEFAULT_CUDA_MAX_BATCH_SIZE,
+        })
+    }
+
     /// The limits of one inference batch these flags set.
     pub fn batch_budget(&self) -> BatchBudget {
         BatchBudget {
-            max_windows: self.max_batch_size,
+            max_windows: self.max_batch_size(),
             max_tokens: self.max_batch_tokens,
             max_delay: Duration::from_millis(self.max_batch_delay_ms),
         }
@@ -236,7 +253,7 @@ impl ServeConfig {
     pub fn validate(&self, manifest: &ModelManifest) -> Result<(), String> {
         let window = self.window(manifest);
         let positive = [
-            ("--max-batch-size", self.max_batch_size),
+            ("--max-batch-size", self.max_batch_size()),
             ("--max-concurrent-questions", self.max_concurrent_questions),
             ("--tokenizer-workers", self.tokenizer_workers()),
             ("--max-client-batch-size", self.max_client_batch_size),
@@ -265,10 +282,11 @@ impl ServeConfig {
                 self.max_batch_tokens, window.max_seq_len
             ));
         }
-        if self.max_queued_windows < self.max_batch_size {
+        if self.max_queued_windows < self.max_batch_size() {
             return Err(format!(
                 "--max-queued-windows {} is smaller than one batch (--max-batch-size {})",
-                self.max_queued_windows, self.max_batch_size
+                self.max_queued_windows,
+                self.max_batch_size()
             ));
         }
         self.validate_access()?;
@@ -342,6 +360,16 @@ mod tests {
     }
 
     #[test]
+    fn batches_are_small_on_cpu_and_large_on_cuda_unless_set() {
+        assert_eq!(parse(&[]).max_batch_size(), DEFAULT_CPU_MAX_BATCH_SIZE);
+        let cuda = parse(&["--device", "cuda"]);
+        assert_eq!(cuda.max_batch_size(), DEFAULT_CUDA_MAX_BATCH_SIZE);
+        assert_eq!(cuda.batch_budget().max_windows, DEFAULT_CUDA_MAX_BATCH_SIZE);
+        let set = parse(&["--device", "cuda", "--max-batch-size", "7"]);
+        assert_eq!(set.batch_budget().max_windows, 7);
+    }
+
+    #[test]
     fn defaults_are_valid_and_follow_the_model() {
         let config = parse(&[]);
         assert_eq!(config.validate(&manifest()), Ok(()));
@@ -359,7 +387,7 @@ mod tests {
             (&["--doc-stride", "400"], "doc_stride"),
             (&["--graph", "int8"], "--graph int8"),
             (&["--host", "not a host"], "--host"),
-            (&["--max-queued-windows", "4"], "--max-queued-windows"),
+            (&["--max-queued-windows", "3"], "--max-queued-windows"),
             (&["--threads", "0"], "--threads"),
             (&["--workers", "0"], "--workers"),
         ];

@@ -152,7 +152,7 @@ impl ServiceInfo {
             window,
             max_answer_len: config.answer_len(manifest),
             limits: Limits {
-                max_batch_size: config.max_batch_size,
+                max_batch_size: config.max_batch_size(),
                 max_batch_tokens: config.max_batch_tokens,
                 max_batch_delay_ms: config.max_batch_delay_ms,
                 max_queued_windows: config.max_queued_windows,

@@ -240,7 +240,7 @@ async fn evaluate(
 ) -> Result<EvaluationResult, ApiError> {
     let started = Instant::now();
     let config = PredictConfig {
-        max_batch_windows: GROUP_BATCHES * state.config.max_batch_size,
+        max_batch_windows: GROUP_BATCHES * state.config.max_batch_size(),
         max_batch_tokens: GROUP_BATCHES * state.config.max_batch_tokens,
         decode: DecodeConfig {
             max_answer_len: state.answer_len,
