@@ -170,8 +170,8 @@ pub struct ServeConfig {
     pub otlp_service_name: String,
 }
 
-/// Default `--max-batch-size` on CPU: the fastest under load of 4, 8, 16 and 32 on the CPU
-/// measured (bench/RESULTS.md, "Small batches on CPU").
+/// Default `--max-batch-size` on CPU: under load on the CPU measured, ahead of 1, 8, 16 and 32
+/// and level with 2 (bench/RESULTS.md, "Small batches on CPU").
 const DEFAULT_CPU_MAX_BATCH_SIZE: usize = 4;
 /// Default `--max-batch-size` on CUDA, where large batches are what fills the device.
 const DEFAULT_CUDA_MAX_BATCH_SIZE: usize = 32;

@@ -94,9 +94,8 @@ pub struct TelemetryError {
 
 /// Spans handed to the collector, by outcome (`exported`, `failed`): a process-wide count,
 /// because the exporter is process-wide (it hangs off the global subscriber); every server's
-/// registry shows it.
-/// (Registries add the `bertqa_` prefix.) Both outcomes start at 0, so alerts on `failed` have
-/// a series before the first failure.
+/// registry shows it, with the registry's `bertqa_` prefix. Both outcomes start at 0, so
+/// alerts on `failed` have a series before the first failure.
 pub static EXPORTED_SPANS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     let counter = IntCounterVec::new(
         Opts::new(
