@@ -24,6 +24,22 @@ fn ok(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A copy of the shipped model folder under `dir` and its `bertqa.json`, for tests that change
+/// the manifest.
+fn copy_of_default_model(dir: &std::path::Path) -> (std::path::PathBuf, serde_json::Value) {
+    let folder = dir.join("model");
+    std::fs::create_dir(&folder).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, folder.join(path.file_name().unwrap())).unwrap();
+    }
+    let manifest =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("bertqa.json")).unwrap())
+            .unwrap();
+    (folder, manifest)
+}
+
 #[test]
 fn export_then_predict_then_score() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,16 +241,7 @@ fn bad_paths_and_options_are_explained() {
 #[test]
 fn calibrate_writes_a_fitted_score_and_evaluate_passages_compares_the_scorings() {
     let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("model");
-    std::fs::create_dir(&folder).unwrap();
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1");
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, folder.join(path.file_name().unwrap())).unwrap();
-    }
-    let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(folder.join("bertqa.json")).unwrap())
-            .unwrap();
+    let (folder, mut manifest) = copy_of_default_model(dir.path());
     manifest
         .as_object_mut()
         .unwrap()
@@ -302,6 +309,10 @@ fn calibrate_writes_a_fitted_score_and_evaluate_passages_compares_the_scorings()
                 .as_f64()
                 .unwrap()
     );
+    // Served as v1.1 the model has no null answer to calibrate.
+    manifest["squad_version"] = "1.1".into();
+    manifest.as_object_mut().unwrap().remove("null_threshold");
+    std::fs::write(folder.join("bertqa.json"), manifest.to_string()).unwrap();
     let err = bertqa(&[
         &"calibrate",
         &"--model-dir",
@@ -316,4 +327,52 @@ fn calibrate_writes_a_fitted_score_and_evaluate_passages_compares_the_scorings()
     ]);
     assert!(!err.status.success());
     assert!(String::from_utf8_lossy(&err.stderr).contains("no null answer"));
+}
+
+/// A v2.0 model abstains where its null score wins; `--always-answer` makes it give its best
+/// span for every question instead (how a v1.1 file scores such a model).
+#[test]
+fn always_answer_gives_a_span_where_a_v2_model_abstains() {
+    let dir = tempfile::tempdir().unwrap();
+    let (folder, mut manifest) = copy_of_default_model(dir.path());
+    // Served as v2.0 with a threshold every null score beats: every question abstains.
+    manifest["squad_version"] = "2.0".into();
+    manifest["null_threshold"] = (-1.0e6).into();
+    std::fs::write(folder.join("bertqa.json"), manifest.to_string()).unwrap();
+    let data = common::squad_dir().join("dev-v1.1.json.gz");
+    let predict = |out: &std::path::Path, extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"predict",
+            &"--model-dir",
+            &folder,
+            &"--data",
+            &data,
+            &"--limit",
+            &"5",
+            &"--out",
+        ];
+        args.push(&out);
+        args.extend_from_slice(extra);
+        ok(&bertqa(&args));
+        let answers: std::collections::HashMap<String, String> =
+            serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
+        answers
+    };
+    let abstained = predict(&dir.path().join("abstained.json"), &[]);
+    assert_eq!(abstained.len(), 5);
+    assert!(abstained.values().all(String::is_empty), "{abstained:?}");
+    let odds_file = dir.path().join("odds.json");
+    let answered = predict(
+        &dir.path().join("answered.json"),
+        &[&"--always-answer", &"--na-prob-out", &odds_file],
+    );
+    let odds: std::collections::HashMap<String, f64> =
+        serde_json::from_slice(&std::fs::read(&odds_file).unwrap()).unwrap();
+    let examples = load_squad(&data).unwrap().examples();
+    for example in &examples[..5] {
+        let answer = &answered[&example.id];
+        assert!(!answer.is_empty() && example.context.contains(answer.as_str()));
+        // The null odds stay in the file, for the official script's threshold sweep.
+        assert!(odds[&example.id].is_finite());
+    }
 }

@@ -28,6 +28,12 @@ pub struct PredictArgs {
     /// v2.0 models: also write id -> null odds, for `score --na-prob-file`.
     #[arg(long)]
     pub na_prob_out: Option<PathBuf>,
+    /// v2.0 models: answer every question with its best span, never "no answer", so that a
+    /// v1.1 file (where every question has an answer) scores such a model the way it scores
+    /// a v1.1 model, as a server does for requests with `handle_impossible_answer: false`;
+    /// with `--na-prob-out`, the official v2.0 script then sweeps every threshold itself.
+    #[arg(long)]
+    pub always_answer: bool,
 }
 
 impl PredictArgs {
@@ -41,7 +47,14 @@ impl PredictArgs {
         let started = std::time::Instant::now();
         let predictions = model.predict(&examples)?;
         let manifest = &model.manifest;
-        let threshold = manifest.trained_null_threshold();
+        // A threshold no null odds exceed keeps the odds in the files but never abstains.
+        let threshold = manifest.trained_null_threshold().map(|tuned| {
+            if self.always_answer {
+                f32::INFINITY
+            } else {
+                tuned
+            }
+        });
         let (answers, null_odds) = prediction_files(&examples, &predictions, threshold);
         write_json(&self.out, &answers)?;
         if let Some(path) = &self.na_prob_out {

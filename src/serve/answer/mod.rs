@@ -120,7 +120,7 @@ async fn answer_one(
         scoring: state.scoring,
         null_threshold: state
             .null_threshold
-            .filter(|_| request.handle_impossible_answer != Some(false)),
+            .filter(|_| request.handle_impossible_answer == Some(true)),
         min_score: request.min_score,
         top_k: request.top_k.unwrap_or(1),
     };

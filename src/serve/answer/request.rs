@@ -53,8 +53,10 @@ pub struct AnswerRequest {
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub min_score: Option<f32>,
-    /// SQuAD v2.0 models: let the model's trained null answer say "not here" (default true
-    /// for them); v1.1 models have none, and `true` is refused.
+    /// SQuAD v2.0 models: let the model's trained null answer say "not here", past the
+    /// threshold tuned on SQuAD v2.0 dev (off by default, as in the HF pipeline: that
+    /// threshold also turns down many answerable questions); v1.1 models have none, and
+    /// `true` is refused.
     #[serde(default)]
     pub handle_impossible_answer: Option<bool>,
 }

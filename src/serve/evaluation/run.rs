@@ -21,6 +21,7 @@ use crate::qa::decode::{DecodeConfig, WindowLogits};
 use crate::qa::features::Window;
 use crate::qa::squad::metrics::{self, Scores};
 use crate::qa::squad::report::{passages_of, EvaluationReport, QuestionResult};
+use crate::qa::squad::schema::SquadVersion;
 
 /// Scores of one evaluation, as the official script computes them (percent).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -259,6 +260,9 @@ async fn evaluate(
     off_runtime(move || {
         let examples = &upload.examples;
         let version = upload.dataset.version_kind();
+        // A v1.1 file says every question has an answer: a v2.0 model is scored on it with its
+        // best spans, as a v1.1 model is; on a v2.0 file it may abstain.
+        let null_threshold = null_threshold.filter(|_| version == SquadVersion::V2);
         let (passages, passage_of) = passages_of(examples);
         let size = chunk_size(examples.len());
         let mut results = Vec::with_capacity(examples.len());
