@@ -106,7 +106,7 @@ test('the README question, asked with the keyboard, lights up "Denver Broncos"',
   const page = await newPage();
   await page.goto(`${open.url}/`);
   await page.waitForFunction(() => !document.querySelector('#model-facts').textContent.startsWith('Loading'));
-  assert.match(await page.textContent('#model-facts'), /SQuAD 1\.1/);
+  assert.match(await page.textContent('#model-facts'), /SQuAD 2\.0/);
   await setPassages(page, [SB50]);
   await page.fill('#question', 'Which NFL team represented the AFC at Super Bowl 50?');
   await page.press('#question', 'Enter');
