@@ -22,6 +22,7 @@ use crate::onnx::proto::ModelProto;
 use crate::onnx::summary::GraphSummary;
 use crate::qa::batch::{BatchLogits, PaddedBatch};
 use crate::runtime::cpu::CpuFeatures;
+use crate::runtime::shared::SharedWeights;
 
 /// Why the engine could not start or run.
 #[derive(Debug, Error)]
@@ -208,6 +209,18 @@ fn session_builder(threads: Option<usize>) -> Result<SessionBuilder, EngineError
         .map_err(runtime)
 }
 
+/// Adds the CUDA execution provider to `builder`, or says why this runtime cannot.
+fn register_cuda(builder: &mut SessionBuilder) -> Result<(), EngineError> {
+    if !ep::CUDA::is_available().unwrap_or(false) {
+        return Err(EngineError::Provider(
+            "CUDA requested but this ONNX Runtime has no CUDA provider: use the onnxruntime-gpu libraries (libonnxruntime_providers_cuda.so beside libonnxruntime.so)".into(),
+        ));
+    }
+    ep::CUDA::default()
+        .register(builder)
+        .map_err(|e| EngineError::Provider(format!("CUDA provider failed to start: {e}")))
+}
+
 /// A CPU session over an in-memory graph: how the exporter runs its calibration graph
 /// without writing it to disk.
 pub fn cpu_session(graph: &[u8], threads: Option<usize>) -> Result<Session, EngineError> {
@@ -269,6 +282,16 @@ fn warn_if_saturating(graph: &Path, model: &ModelProto) {
 impl Engine {
     /// Loads `model.onnx` (or `model-int8.onnx`) from a model folder, checks it, warms it up.
     pub fn load(dir: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
+        Self::load_sharing(dir, config, None)
+    }
+
+    /// [`Engine::load`], with the weights in `shared` when given (filled from this graph
+    /// when still empty), so that the workers of one server hold them once.
+    pub fn load_sharing(
+        dir: &Path,
+        config: &EngineConfig,
+        shared: Option<&mut Option<SharedWeights>>,
+    ) -> Result<Self, EngineError> {
         let folder_error = |message: String| EngineError::ModelFolder {
             path: dir.display().to_string(),
             message,
@@ -294,18 +317,17 @@ impl Engine {
         if config.int8 && config.device == DeviceKind::Cpu && !cpu.int8_products_are_exact() {
             warn_if_saturating(&graph, &model);
         }
-        drop(model);
         let mut builder = session_builder(config.threads)?;
+        if let Some(slot) = shared {
+            let weights = match slot {
+                Some(weights) => weights,
+                None => slot.insert(SharedWeights::of(&model)?),
+            };
+            builder = weights.apply(builder)?;
+        }
+        drop(model);
         if config.device == DeviceKind::Cuda {
-            let cuda = ep::CUDA::default();
-            if !ep::CUDA::is_available().unwrap_or(false) {
-                return Err(EngineError::Provider(
-                    "CUDA requested but this ONNX Runtime has no CUDA provider: use the onnxruntime-gpu libraries (libonnxruntime_providers_cuda.so beside libonnxruntime.so)".into(),
-                ));
-            }
-            cuda.register(&mut builder).map_err(|e| {
-                EngineError::Provider(format!("CUDA provider failed to start: {e}"))
-            })?;
+            register_cuda(&mut builder)?;
         }
         let session = builder
             .commit_from_memory(&bytes)

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use super::health::InferenceHealth;
 use crate::qa::batch::{BatchLogits, PaddedBatch};
-use crate::runtime::engine::{Engine, EngineConfig, EngineError};
+use crate::runtime::engine::{DeviceKind, Engine, EngineConfig, EngineError};
 
 /// Loads one engine per worker from `model_dir`. With `reserve` (the largest batch shapes the
 /// batcher can form), each also runs those shapes once so its memory is at its peak before
 /// the first request (see [`Engine::reserve`]); the time and resident memory after it are
-/// logged, as that is what an operator sizes a memory limit by.
+/// logged, as that is what an operator sizes a memory limit by. Several CPU workers hold the
+/// weights once ([`SharedWeights`](crate::runtime::shared::SharedWeights)).
 pub fn load_engines(
     model_dir: &Path,
     config: &EngineConfig,
@@ -25,8 +26,11 @@ pub fn load_engines(
     reserve: Option<&[(usize, usize)]>,
 ) -> Result<Vec<Engine>, EngineError> {
     let mut engines = Vec::with_capacity(workers);
+    // Several CPU sessions share the weights (ONNX Runtime shares packed ones on CPU only).
+    let share = workers > 1 && config.device == DeviceKind::Cpu;
+    let mut shared = None;
     for _ in 0..workers {
-        let mut engine = Engine::load(model_dir, config)?;
+        let mut engine = Engine::load_sharing(model_dir, config, share.then_some(&mut shared))?;
         if let Some(shapes) = reserve {
             let started = Instant::now();
             for &(windows, seq_len) in shapes {
