@@ -7,18 +7,31 @@
 # "peers" section of bench/RESULTS.md. Stop anything else using the cores first.
 # bertqa and Python ONNX Runtime take turns for ROUNDS rounds (this host's speed drifts by up to
 # a third between minutes, so one round each can favour either); the HF pipeline runs once.
-# Usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS] [ROUNDS]
+# Usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR|- [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS] [ROUNDS] [WORKERSxTHREADS]
 #   MODEL_DIR: bertqa model folder (its int8 graph is served); CHECKPOINT_DIR: the same weights
-#   in Hugging Face layout (finetune's best/). Defaults: 1000 questions, 1,8,32,64, 2000, 3.
+#   in Hugging Face layout (finetune's best/), or - to recover them from MODEL_DIR's graph
+#   (bench/checkpoint_from_graph.py: its int8 weights dequantized, smoothing undone), for when
+#   the training run's checkpoint is not on this machine. WORKERSxTHREADS (e.g. 2x1) adds
+#   `bertqa serve --workers W --threads T` to every round beside the default settings.
+#   Defaults: 1000 questions, 1,8,32,64, 2000, 3, none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:?usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS]}"
 checkpoint="${2:?checkpoint folder (Hugging Face layout) of the same weights}"
+checkpoint_arg="$checkpoint"
 questions="${3:-1000}"
 levels="${4:-1,8,32,64}"
 accuracy_questions="${5:-2000}"
 rounds="${6:-3}"
+split="${7:-}"
 python="$(scripts/bench-venv.sh --with-torch)"
+weights="the training run's checkpoint"
+if [[ $checkpoint == - ]]; then
+  checkpoint="$HOME/.cache/bertqa/peers/recovered/$(basename "$model")"
+  "$python" bench/checkpoint_from_graph.py "$model" "$checkpoint" >&2
+  rm -rf "$HOME/.cache/bertqa/peers/$(basename "$checkpoint")" # graphs of an older recovery
+  weights="its graph's int8 weights dequantized, smoothing undone, into a Hugging Face checkpoint (\`bench/checkpoint_from_graph.py\`)"
+fi
 # shellcheck source=scripts/lib/load.sh
 source scripts/lib/load.sh
 load_setup
@@ -38,6 +51,10 @@ peer_http() { # LABEL COMMAND...
 }
 for _ in $(seq "$rounds"); do
   load_bare 18094 bertqa-int8 "$questions" "$levels" --model-dir "$model"
+  if [[ -n $split ]]; then
+    load_bare 18094 "bertqa-int8-workers-$split" "$questions" "$levels" --model-dir "$model" \
+      --workers "${split%x*}" --threads "${split#*x}"
+  fi
   peer_http ort-python-int8 "$python" bench/serve_ort.py "$checkpoint" serve "$graphs" 18095 int8
 done
 peer_http hf-pipeline-fp32 "$python" bench/serve_hf.py "$checkpoint" serve 18095 fp32
@@ -60,15 +77,15 @@ section="$(cat <<MD
 <!-- peers:begin -->
 ## bertqa against Python ONNX Runtime int8 and the HF pipeline
 
-Same fine-tuned weights (\`$(basename "$model")\` and its checkpoint), the same load client
+Same fine-tuned weights (\`$(basename "$model")\` and, for the peers, $weights), the same load client
 (\`benches/load.rs\`, on the same cores), the first $questions dev v1.1 questions, one run;
 bertqa and Python ONNX Runtime took turns for $rounds rounds, the HF pipeline ran once:
-\`bertqa serve\` (its shipped int8 graph, default settings); Python ONNX Runtime with stock
+\`bertqa serve\` (its shipped int8 graph, default settings${split:+, and \`--workers ${split%x*} --threads ${split#*x}\`}); Python ONNX Runtime with stock
 dynamic int8 (\`torch.onnx.export\` + \`quantize_dynamic\` per-channel QInt8, run_qa's windows
 and n-best search, \`bench/serve_ort.py\`) behind FastAPI/uvicorn; the Hugging Face
 \`pipeline("question-answering")\` fp32 behind the same FastAPI server.
 CPU: $(cpu_summary), measured $(date -u +%Y-%m-%d).
-Command: \`scripts/bench-peers.sh $model $checkpoint $questions $levels $accuracy_questions $rounds\`.
+Command: \`scripts/bench-peers.sh $model $checkpoint_arg $questions $levels $accuracy_questions $rounds $split\`.
 
 $table
 
