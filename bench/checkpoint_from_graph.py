@@ -58,7 +58,7 @@ def word_table(tensors):
     return codes * tensors[f"{name}_scale"][:, None]
 
 
-def architecture(graph, tensors, lowercase):
+def architecture(graph, tensors, words, lowercase):
     """config.json of the graph's model: widths from the weights, heads and epsilon from nodes."""
     heads = None
     epsilon = None
@@ -72,7 +72,6 @@ def architecture(graph, tensors, lowercase):
         shape = next(v for k, v in tensors.items() if k.startswith("heads_shape"))
         heads = int(shape[2])
     layers = 1 + max(int(m.group(1)) for m in map(DENSE.match, tensors) if m)
-    words = word_table(tensors)
     return {
         "architectures": ["BertForQuestionAnswering"],
         "model_type": "bert",
@@ -93,8 +92,8 @@ def architecture(graph, tensors, lowercase):
     }
 
 
-def state_dict(tensors, layers):
-    out = {"bert.embeddings.word_embeddings.weight": word_table(tensors)}
+def state_dict(tensors, words, layers):
+    out = {"bert.embeddings.word_embeddings.weight": words}
     for name in ("position_embeddings", "token_type_embeddings"):
         key = f"bert.embeddings.{name}.weight"
         out[key] = tensors[key]
@@ -121,10 +120,11 @@ def main():
     model = onnx.load(f"{model_dir}/{graph_file}")
     tensors = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     lowercase = bool(manifest.get("lowercase", True))
-    config = architecture(model.graph, tensors, lowercase)
+    words = word_table(tensors)
+    config = architecture(model.graph, tensors, words, lowercase)
     os.makedirs(out_dir, exist_ok=True)
-    save_file(state_dict(tensors, config["num_hidden_layers"]), f"{out_dir}/model.safetensors",
-              metadata={"format": "pt"})
+    save_file(state_dict(tensors, words, config["num_hidden_layers"]),
+              f"{out_dir}/model.safetensors", metadata={"format": "pt"})
     with open(f"{out_dir}/config.json", "w") as f:
         json.dump(config, f, indent=2)
     shutil.copy(f"{model_dir}/tokenizer.json", f"{out_dir}/tokenizer.json")

@@ -16,7 +16,7 @@
 #   Defaults: 1000 questions, 1,8,32,64, 2000, 3, none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model="${1:?usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS]}"
+model="${1:?usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR|- [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS] [ROUNDS] [WORKERSxTHREADS]}"
 checkpoint="${2:?checkpoint folder (Hugging Face layout) of the same weights}"
 checkpoint_arg="$checkpoint"
 questions="${3:-1000}"
@@ -29,7 +29,6 @@ weights="the training run's checkpoint"
 if [[ $checkpoint == - ]]; then
   checkpoint="$HOME/.cache/bertqa/peers/recovered/$(basename "$model")"
   "$python" bench/checkpoint_from_graph.py "$model" "$checkpoint" >&2
-  rm -rf "$HOME/.cache/bertqa/peers/$(basename "$checkpoint")" # graphs of an older recovery
   weights="its graph's int8 weights dequantized, smoothing undone, into a Hugging Face checkpoint (\`bench/checkpoint_from_graph.py\`)"
 fi
 # shellcheck source=scripts/lib/load.sh
@@ -37,7 +36,9 @@ source scripts/lib/load.sh
 load_setup
 trap 'load_cleanup; kill "${peer:-}" 2>/dev/null || true' EXIT
 graphs="$HOME/.cache/bertqa/peers/$(basename "$checkpoint")"
-[[ -f $graphs/model-int8.onnx ]] || "$python" bench/serve_ort.py "$checkpoint" build "$graphs" >&2
+# A recovered checkpoint is rewritten every run, so its graphs are too.
+[[ -f $graphs/model-int8.onnx && $checkpoint_arg != - ]] ||
+  "$python" bench/serve_ort.py "$checkpoint" build "$graphs" >&2
 
 peer_http() { # LABEL COMMAND...
   local label="$1"
