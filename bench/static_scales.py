@@ -19,7 +19,6 @@ Usage: python bench/static_scales.py MODEL_DIR TRAIN_DATA OUT_DIR [PERCENTILE [Q
   Writes OUT_DIR/model-int8.onnx (the rewritten graph) and links the folder's tokenizer and
   bertqa.json, so `bertqa predict`/`serve --model-dir OUT_DIR` run it. Defaults: 99.999, 96.
 """
-import gzip
 import json
 import os
 import sys
@@ -30,13 +29,13 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 from tokenizers import Tokenizer
 
+from serve_ort import examples
 
-def load_questions(path, count):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt") as f:
-        data = json.load(f)
-    pairs = [(q["question"], p["context"]) for a in data["data"] for p in a["paragraphs"] for q in p["qas"]]
-    return pairs[:: max(len(pairs) // count, 1)][:count]
+
+def spread_questions(path, count):
+    """`count` (question, context) pairs spread evenly over the SQuAD file, so every topic is seen."""
+    pairs = examples(path, None)
+    return [(q, c) for q, c, _ in pairs[:: max(len(pairs) // count, 1)][:count]]
 
 
 def site_inputs(graph):
@@ -44,9 +43,11 @@ def site_inputs(graph):
     return [n.input[0] for n in graph.node if n.op_type == "Abs"]
 
 
-def site_clips(model_dir, train, percentile, questions):
-    """The percentile of |x| at every site over the calibration windows' tokens."""
-    model = onnx.load(f"{model_dir}/model-int8.onnx")
+def site_clips(shipped, model_dir, train, percentile, questions):
+    """The percentile of |x| at every site of the `shipped` graph over the calibration windows'
+    tokens."""
+    model = onnx.ModelProto()
+    model.CopyFrom(shipped)
     sites = site_inputs(model.graph)
     for s in sites:
         model.graph.output.append(helper.make_tensor_value_info(s, onnx.TensorProto.FLOAT, None))
@@ -59,7 +60,7 @@ def site_clips(model_dir, train, percentile, questions):
     tokenizer.no_padding()
     tokenizer.enable_truncation(window["max_seq_len"], strategy="only_second")
     seen = {s: [] for s in sites}
-    for question, context in load_questions(train, questions):
+    for question, context in spread_questions(train, questions):
         e = tokenizer.encode(question, context)
         feed = {
             "input_ids": np.array([e.ids], np.int64),
@@ -79,10 +80,10 @@ def consumers(graph):
     return found
 
 
-def rewrite(model_dir, clips, out_dir):
-    """The shipped graph with every site quantized by its constant step (clip / 127) and every
-    row-scale Mul and bias Add folded into the integer product."""
-    model = onnx.load(f"{model_dir}/model-int8.onnx")
+def rewrite(model, model_dir, clips, out_dir):
+    """Writes the shipped graph `model` (changed in place) with every site quantized by its
+    constant step (clip / 127) and every row-scale Mul and bias Add folded into the integer
+    product, beside links to `model_dir`'s tokenizer and manifest."""
     graph = model.graph
     readers = consumers(graph)
     dropped, steps = set(), []
@@ -124,8 +125,9 @@ def main():
     model_dir, train, out_dir = sys.argv[1:4]
     percentile = float(sys.argv[4]) if len(sys.argv) > 4 else 99.999
     questions = int(sys.argv[5]) if len(sys.argv) > 5 else 96
-    clips = site_clips(model_dir, train, percentile, questions)
-    rewrite(model_dir, clips, out_dir)
+    shipped = onnx.load(f"{model_dir}/model-int8.onnx")
+    clips = site_clips(shipped, model_dir, train, percentile, questions)
+    rewrite(shipped, model_dir, clips, out_dir)
     print(f"{out_dir}/model-int8.onnx: {len(clips)} sites, p{percentile} of |x| on {questions} questions")
 
 
