@@ -226,6 +226,21 @@ fn bad_paths_and_options_are_explained() {
     );
     common::failed_with(
         &bertqa(&[
+            &"export",
+            &"--checkpoint",
+            &nowhere,
+            &"--out",
+            &nowhere,
+            &"--int8",
+            &"--int8-mode",
+            &"int8-static",
+            &"--clip-percentile",
+            &"100.5",
+        ]),
+        "--clip-percentile",
+    );
+    common::failed_with(
+        &bertqa(&[
             &"random-checkpoint",
             &"--config",
             &nowhere,

@@ -13,7 +13,7 @@ use bertqa::onnx::portable::graph_worst_pair_sum;
 use bertqa::onnx::proto::ModelProto;
 use bertqa::onnx::smooth::Site;
 use bertqa::onnx::weights::Weights;
-use bertqa::pipeline::calibrate::{activation_ranges, Calibration};
+use bertqa::pipeline::calibrate::{calibrate, Calibration};
 use bertqa::pipeline::export::{export_model_folder, ExportOptions};
 use bertqa::qa::batch::PaddedBatch;
 use bertqa::qa::features::{Featurizer, WindowConfig};
@@ -128,7 +128,7 @@ fn rowwise_int8_answers_do_not_depend_on_batch_mates() {
 }
 
 #[test]
-fn smoothed_rowwise_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
+fn smoothed_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
     let dir = tempfile::tempdir().unwrap();
     let folder = common::tiny_model_folder(dir.path());
     let checkpoint = dir.path().join("checkpoint");
@@ -137,55 +137,93 @@ fn smoothed_rowwise_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
         ..Calibration::on(common::squad_dir().join("train-v1.1-rebuilt.json.gz"))
     };
 
-    // Every dense input of every layer is measured, with its own width, on real tokens.
+    // Every dense input of every layer is measured, with its own width, on real tokens, and
+    // the static form gets a clip for each below its largest value.
     let config = BertConfig::from_file(&checkpoint.join("config.json")).unwrap();
     let weights = Weights::load(&checkpoint.join("model.safetensors")).unwrap();
-    let ranges = activation_ranges(
+    let calibrated = calibrate(
         &weights,
         &config,
         &checkpoint.join("tokenizer.json"),
         WindowConfig::default(),
         &calibration,
+        WeightFormat::Int8Static,
     )
     .unwrap();
+    let (ranges, clips) = (&calibrated.ranges, calibrated.clips.as_ref().unwrap());
     assert_eq!(ranges.by_site.len(), 4 * config.num_hidden_layers);
+    assert_eq!(clips.by_site.len(), 4 * config.num_hidden_layers);
     for l in 0..config.num_hidden_layers {
         for site in Site::ALL {
-            let range = &ranges.by_site[&site.key(l)];
+            let key = site.key(l);
+            let range = &ranges.by_site[&key];
             let width = if site == Site::Gelu {
                 config.intermediate_size
             } else {
                 config.hidden_size
             };
-            assert_eq!(range.len(), width, "{}", site.key(l));
+            assert_eq!(range.len(), width, "{key}");
             assert!(range.iter().all(|v| v.is_finite() && *v >= 0.0));
-            assert!(
-                range.iter().any(|v| *v > 0.0),
-                "{} never active",
-                site.key(l)
-            );
+            assert!(range.iter().any(|v| *v > 0.0), "{key} never active");
+            assert!(clips.step(&key).unwrap() > 0.0, "{key}");
         }
     }
 
-    let smoothed = dir.path().join("smoothed");
-    let options = ExportOptions {
-        int8: Some(WeightFormat::Int8Rowwise),
-        calibration: Some(calibration.clone()),
-        ..ExportOptions::default()
-    };
-    export_model_folder(&checkpoint, &smoothed, &options).unwrap();
-    assert_batch_invariant_and_close_to_fp32(&folder, &smoothed, "smoothed int8");
+    for (format, name) in [
+        (WeightFormat::Int8Rowwise, "smoothed int8"),
+        (WeightFormat::Int8Static, "static int8"),
+    ] {
+        let out = dir.path().join(name);
+        let options = ExportOptions {
+            int8: Some(format),
+            calibration: Some(calibration.clone()),
+            ..ExportOptions::default()
+        };
+        export_model_folder(&checkpoint, &out, &options).unwrap();
+        assert_batch_invariant_and_close_to_fp32(&folder, &out, name);
+    }
 
-    // Calibration only means something for the row-wise graph.
-    let per_tensor = ExportOptions {
-        int8: Some(WeightFormat::Int8),
-        calibration: Some(calibration),
-        ..ExportOptions::default()
-    };
-    let error = export_model_folder(&checkpoint, &dir.path().join("no"), &per_tensor)
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains("int8-rowwise"), "{error}");
+    // The static graph quantizes each site once with a constant: no per-row search.
+    let bytes = std::fs::read(dir.path().join("static int8/model-int8.onnx")).unwrap();
+    let model = ModelProto::decode(bytes.as_slice()).unwrap();
+    let ops: Vec<&str> = model
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .map(|n| n.op_type.as_str())
+        .collect();
+    let count = |op: &str| ops.iter().filter(|o| **o == op).count();
+    assert_eq!(count("QuantizeLinear"), 4 * config.num_hidden_layers);
+    assert_eq!(count("MatMulIntegerToFloat"), 6 * config.num_hidden_layers);
+    assert_eq!(count("ReduceMax") + count("Abs"), 0);
+    assert!(model
+        .metadata_props
+        .iter()
+        .any(|p| p.key == "clip_percentile" && p.value == "99.999"));
+
+    // Calibration only means something for the batch-invariant graphs, and the static one
+    // cannot do without it.
+    let misuse = [
+        (
+            WeightFormat::Int8,
+            Some(calibration),
+            "int8-rowwise or int8-static",
+        ),
+        (WeightFormat::Int8Static, None, "needs calibration data"),
+    ];
+    for (format, calibration, message) in misuse {
+        let options = ExportOptions {
+            int8: Some(format),
+            calibration,
+            ..ExportOptions::default()
+        };
+        let error = export_model_folder(&checkpoint, &dir.path().join("no"), &options)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(message), "{error}");
+    }
 }
 
 #[test]
@@ -203,7 +241,8 @@ fn int8_graphs_cannot_saturate_a_16_bit_product_on_any_cpu() {
         (WeightFormat::Int8, None),
         (WeightFormat::Int8Mixed, None),
         (WeightFormat::Int8Rowwise, None),
-        (WeightFormat::Int8Rowwise, Some(calibration)),
+        (WeightFormat::Int8Rowwise, Some(calibration.clone())),
+        (WeightFormat::Int8Static, Some(calibration)),
     ];
     for (i, (format, calibration)) in forms.into_iter().enumerate() {
         let out = dir.path().join(format!("form{i}"));

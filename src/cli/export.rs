@@ -32,7 +32,8 @@ pub struct ExportArgs {
     /// Which dense layers the int8 graph quantizes.
     #[arg(long, value_enum, default_value_t = WeightFormat::Int8)]
     pub int8_mode: WeightFormat,
-    /// int8-rowwise only: smooth activation outliers into the weights (SmoothQuant), with
+    /// int8-rowwise and int8-static (which needs it): smooth activation outliers into the
+    /// weights (SmoothQuant) and, for int8-static, fix each input's quantization step, with
     /// ranges measured on this SQuAD file (use training data, not the set you score on).
     #[arg(long)]
     pub calibration_data: Option<PathBuf>,
@@ -43,6 +44,10 @@ pub struct ExportArgs {
     /// the weights.
     #[arg(long, default_value_t = Calibration::DEFAULT_ALPHA)]
     pub smoothing_alpha: f32,
+    /// int8-static: the percentile of smoothed |activation| on the calibration windows that
+    /// each input's step covers (larger values saturate).
+    #[arg(long, default_value_t = Calibration::DEFAULT_CLIP_PERCENTILE)]
+    pub clip_percentile: f64,
     /// Operators of the graph: ONNX Runtime's fused kernels, or portable primitives.
     #[arg(long, value_enum, default_value_t = OpStyle::Primitive)]
     pub ops: OpStyle,
@@ -67,8 +72,13 @@ impl ExportArgs {
     /// The library's options these flags describe.
     fn options(&self) -> anyhow::Result<ExportOptions> {
         if self.int8_mode == WeightFormat::Fp32 {
-            anyhow::bail!("--int8-mode must be int8, int8-mixed or int8-rowwise");
+            anyhow::bail!("--int8-mode must be int8, int8-mixed, int8-rowwise or int8-static");
         }
+        anyhow::ensure!(
+            self.clip_percentile > 0.0 && self.clip_percentile <= 100.0,
+            "--clip-percentile must be in (0, 100], not {}",
+            self.clip_percentile
+        );
         Ok(ExportOptions {
             fp32: !self.int8_only,
             int8: (self.int8 || self.int8_only).then_some(self.int8_mode),
@@ -84,6 +94,7 @@ impl ExportArgs {
                 data,
                 questions: self.calibration_questions,
                 alpha: self.smoothing_alpha,
+                clip_percentile: self.clip_percentile,
             }),
         })
     }

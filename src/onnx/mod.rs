@@ -1,12 +1,13 @@
 //! ONNX export written in Rust (libtorch has no exporter): protobuf messages, a graph builder,
 //! the BERT-QA graph (fp32 or int8 weights) and the checkpoint reader.
 
+pub mod activation_quant;
 pub mod bert;
+pub mod clip;
 pub mod graph;
 pub mod portable;
 pub mod proto;
 pub mod quantize;
-pub mod rowwise;
 pub mod smooth;
 pub mod summary;
 pub mod weights;

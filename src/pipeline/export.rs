@@ -13,7 +13,7 @@ use crate::onnx::portable::{make_portable, PortabilityReport};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::weights::Weights;
 use crate::onnx::ExportError;
-use crate::pipeline::calibrate::{activation_ranges, Calibration};
+use crate::pipeline::calibrate::{calibrate, Calibration};
 use crate::qa::features::WindowConfig;
 use crate::qa::squad::SquadVersion;
 
@@ -32,7 +32,8 @@ pub struct ExportOptions {
     pub max_answer_len: usize,
     /// What the model was trained for: v2.0 models may answer nothing.
     pub squad_version: SquadVersion,
-    /// Smooth the `int8-rowwise` graph with activation ranges measured on these windows.
+    /// Calibrate the batch-invariant int8 graph (`int8-rowwise`, `int8-static`) on these
+    /// windows: SmoothQuant ranges, and the static steps.
     pub calibration: Option<Calibration>,
 }
 
@@ -90,17 +91,23 @@ pub fn export_model_folder(
             "nothing to export: neither the fp32 nor the int8 graph was asked for".into(),
         ));
     }
-    let ranges = match (&options.calibration, options.int8) {
-        (Some(calibration), Some(WeightFormat::Int8Rowwise)) => Some(activation_ranges(
+    let calibrated = match (&options.calibration, options.int8) {
+        (Some(calibration), Some(format)) if format.is_batch_invariant_int8() => Some(calibrate(
             &weights,
             &config,
             &tokenizer,
             options.window,
             calibration,
+            format,
         )?),
         (Some(_), _) => {
             return Err(ExportError::Calibration(
-                "calibration data only applies to --int8-mode int8-rowwise".into(),
+                "calibration data only applies to --int8-mode int8-rowwise or int8-static".into(),
+            ))
+        }
+        (None, Some(WeightFormat::Int8Static)) => {
+            return Err(ExportError::Calibration(
+                "--int8-mode int8-static needs calibration data (--calibration-data)".into(),
             ))
         }
         (None, _) => None,
@@ -108,12 +115,13 @@ pub fn export_model_folder(
     let mut written = vec![];
     for (format, name) in &formats {
         let graph = GraphOptions {
-            smoothing: ranges.as_ref().zip(options.calibration.as_ref()).map(
-                |(ranges, calibration)| Smoothing {
-                    ranges,
+            smoothing: calibrated.as_ref().zip(options.calibration.as_ref()).map(
+                |(calibrated, calibration)| Smoothing {
+                    ranges: &calibrated.ranges,
                     alpha: calibration.alpha,
                 },
             ),
+            clips: calibrated.as_ref().and_then(|c| c.clips.as_ref()),
             ..GraphOptions::new(*format, options.ops)
         };
         let model = bert_qa_model(&weights, &config, &graph)?;

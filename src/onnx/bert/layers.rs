@@ -1,26 +1,16 @@
 //! The layers of the BERT-QA graph, written node by node: embeddings (int8 word table for
-//! int8 graphs), the attention mask, self-attention, residual LayerNorm, GELU, and the dense
-//! layers in every weight format (fp32, per-tensor or row-wise int8, SmoothQuant folding).
-
-use std::borrow::Cow;
+//! int8 graphs), the attention mask, self-attention, residual LayerNorm, GELU, and the
+//! encoder layer that joins them with its dense layers ([`super::dense`]).
 
 use super::{OpStyle, Smoothing, WeightFormat};
 use crate::model::BertConfig;
+use crate::onnx::clip::ActivationClips;
 use crate::onnx::graph::{attr_float, attr_int, attr_ints, GraphBuilder};
 use crate::onnx::proto::data_type;
-use crate::onnx::quantize::{quantize_columns, quantize_rows, transpose};
-use crate::onnx::rowwise::{quantize_activation_rows, rowwise_int8_matmul, RowQuantized};
-use crate::onnx::smooth::{smoothing_factors, Site};
+use crate::onnx::quantize::quantize_rows;
+use crate::onnx::smooth::Site;
 use crate::onnx::weights::Weights;
 use crate::onnx::ExportError;
-
-/// What the dense layers reading one site take: the (smoothed) input, the smoothing factors to
-/// fold into their weights, and for row-wise int8 the input quantized once for all of them.
-pub(super) struct SiteInput {
-    pub(super) x: String,
-    pub(super) factors: Option<Vec<f32>>,
-    pub(super) rows: Option<RowQuantized>,
-}
 
 pub(super) struct Builder<'w> {
     pub(super) g: GraphBuilder,
@@ -28,6 +18,8 @@ pub(super) struct Builder<'w> {
     pub(super) config: &'w BertConfig,
     pub(super) style: OpStyle,
     pub(super) smoothing: Option<Smoothing<'w>>,
+    /// The calibrated step of every site, for the static int8 graph.
+    pub(super) clips: Option<&'w ActivationClips>,
     /// Record every dense input as (site key, tensor, channels) so a calibration graph can
     /// output it.
     pub(super) observe: bool,
@@ -35,129 +27,6 @@ pub(super) struct Builder<'w> {
 }
 
 impl Builder<'_> {
-    /// `x @ W^T + b` for the Linear layer `prefix` (`[out, in]` weight).
-    pub(super) fn dense(
-        &mut self,
-        prefix: &str,
-        out: usize,
-        inp: usize,
-        format: WeightFormat,
-        site: &SiteInput,
-    ) -> Result<String, ExportError> {
-        let (x, smooth) = (site.x.as_str(), site.factors.as_deref());
-        let w = self.weights.get(&format!("{prefix}.weight"), &[out, inp])?;
-        let b = self.weights.get(&format!("{prefix}.bias"), &[out])?;
-        let bias = self
-            .g
-            .float_tensor(&format!("{prefix}.bias"), &[out], &b.data);
-        match format {
-            WeightFormat::Fp32 => {
-                let wt = self.g.float_tensor(
-                    &format!("{prefix}.weight_t"),
-                    &[inp, out],
-                    &transpose(&w.data, out, inp),
-                );
-                let product = self.g.node("MatMul", &[x, &wt], vec![]);
-                Ok(self.g.node("Add", &[&product, &bias], vec![]))
-            }
-            WeightFormat::Int8 | WeightFormat::Int8Mixed | WeightFormat::Int8Rowwise => {
-                let weight = match smooth {
-                    None => Cow::Borrowed(&w.data),
-                    Some(factors) => {
-                        let mut smoothed = w.data.clone();
-                        for row in smoothed.chunks_mut(inp) {
-                            row.iter_mut().zip(factors).for_each(|(v, f)| *v *= f);
-                        }
-                        Cow::Owned(smoothed)
-                    }
-                };
-                let q = quantize_columns(&weight, out, inp);
-                let values =
-                    self.g
-                        .int8_tensor(&format!("{prefix}.weight_int8"), &[inp, out], &q.values);
-                let scales =
-                    self.g
-                        .float_tensor(&format!("{prefix}.weight_scale"), &[out], &q.scales);
-                // `site_input` quantizes the input rows exactly when the format is row-wise.
-                if let Some(rows) = &site.rows {
-                    return Ok(rowwise_int8_matmul(
-                        &mut self.g,
-                        rows,
-                        &values,
-                        &scales,
-                        &bias,
-                    ));
-                }
-                let zeros =
-                    self.g
-                        .int8_tensor(&format!("{prefix}.weight_zero"), &[out], &vec![0; out]);
-                Ok(self.g.contrib(
-                    "DynamicQuantizeMatMul",
-                    &[x, &values, &scales, &zeros, &bias],
-                    vec![],
-                ))
-            }
-        }
-    }
-
-    /// What the dense layers `layers` (prefix and output width; each reads `inp` channels) take
-    /// at `site` of layer `l`: recorded for calibration graphs; for row-wise int8, divided by
-    /// the smoothing factors (returned for [`Self::dense`] to fold into the weights) and
-    /// quantized once for all of them.
-    fn site_input(
-        &mut self,
-        x: &str,
-        l: usize,
-        site: Site,
-        layers: &[(&str, usize)],
-        inp: usize,
-        format: WeightFormat,
-    ) -> Result<SiteInput, ExportError> {
-        let key = site.key(l);
-        if self.observe {
-            self.observed.push((key.clone(), x.to_string(), inp));
-        }
-        let mut input = SiteInput {
-            x: x.to_string(),
-            factors: None,
-            rows: None,
-        };
-        if format != WeightFormat::Int8Rowwise {
-            return Ok(input);
-        }
-        let Some(smoothing) = self.smoothing else {
-            input.rows = Some(quantize_activation_rows(&mut self.g, x));
-            return Ok(input);
-        };
-        let ranges =
-            smoothing.ranges.by_site.get(&key).ok_or_else(|| {
-                ExportError::Calibration(format!("no activation ranges for {key}"))
-            })?;
-        if ranges.len() != inp {
-            return Err(ExportError::Calibration(format!(
-                "ranges for {key} have {} channels, the layer takes {inp}",
-                ranges.len()
-            )));
-        }
-        let mut weights = vec![];
-        for (prefix, out) in layers {
-            weights.push(
-                self.weights
-                    .get(&format!("{prefix}.weight"), &[*out, inp])?,
-            );
-        }
-        let columns: Vec<&[f32]> = weights.iter().map(|w| w.data.as_slice()).collect();
-        let factors = smoothing_factors(ranges, &columns, smoothing.alpha);
-        let inverse: Vec<f32> = factors.iter().map(|f| 1.0 / f).collect();
-        let divisor = self
-            .g
-            .float_tensor(&format!("smooth.{key}"), &[inp], &inverse);
-        input.x = self.g.node("Mul", &[x, &divisor], vec![]);
-        input.rows = Some(quantize_activation_rows(&mut self.g, &input.x));
-        input.factors = Some(factors);
-        Ok(input)
-    }
-
     fn norm_params(&mut self, prefix: &str) -> Result<(String, String), ExportError> {
         let h = self.config.hidden_size;
         let gamma = self

@@ -4,14 +4,18 @@
 //!
 //! Two operator styles ([`OpStyle`]): standard primitives that ONNX Runtime's optimizer fuses
 //! (the default, measured faster), or its contrib kernels written directly. With int8 weights
-//! every dense layer of the encoder becomes `DynamicQuantizeMatMul` (per-column int8 weights,
-//! activations quantized per batch by the kernel); the embeddings, LayerNorms and the 2-wide QA
-//! head stay fp32.
+//! ([`WeightFormat`]) every dense layer of the encoder runs on per-column int8 weights, its
+//! activations quantized per batch by `DynamicQuantizeMatMul` or, batch-invariantly, per row or
+//! with calibrated steps ([`crate::onnx::activation_quant`]); the embeddings, LayerNorms and
+//! the 2-wide QA head stay fp32.
 
+mod dense;
 mod layers;
 
-use layers::{Builder, SiteInput};
+use dense::SiteInput;
+use layers::Builder;
 
+use super::clip::ActivationClips;
 use super::graph::{attr_int, tensor_value, GraphBuilder};
 use super::proto::{
     data_type, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto, ValueInfoProto,
@@ -36,6 +40,18 @@ pub enum WeightFormat {
     /// batch-invariant answers and closer to fp32, but 36% slower than `Int8` on the default
     /// model (bench/RESULTS.md).
     Int8Rowwise,
+    /// int8 weights as `Int8`, activations quantized with one calibrated step per site
+    /// (SmoothQuant-balanced, [`super::clip`]): batch-invariant like `Int8Rowwise` without its
+    /// per-row work; needs calibration data.
+    Int8Static,
+}
+
+impl WeightFormat {
+    /// Whether the format quantizes each site's input itself, so that a window's logits never
+    /// depend on its batch mates; these are the formats calibration applies to.
+    pub fn is_batch_invariant_int8(self) -> bool {
+        matches!(self, Self::Int8Rowwise | Self::Int8Static)
+    }
 }
 
 /// Which operators express attention, residual LayerNorm and GELU.
@@ -68,8 +84,10 @@ pub struct GraphOptions<'r> {
     pub format: WeightFormat,
     /// Operator style.
     pub style: OpStyle,
-    /// Smooth the row-wise int8 graph's activations (ignored by other formats).
+    /// Smooth the activations of the batch-invariant int8 graphs (ignored by other formats).
     pub smoothing: Option<Smoothing<'r>>,
+    /// The calibrated step of every site: required by `Int8Static`, ignored by the others.
+    pub clips: Option<&'r ActivationClips>,
     /// Also output every dense layer's input as `observe.{site key}` (`[batch, sequence,
     /// channels]`): the calibration graph that measures [`ActivationRanges`].
     pub observe: bool,
@@ -82,6 +100,7 @@ impl GraphOptions<'_> {
             format,
             style,
             smoothing: None,
+            clips: None,
             observe: false,
         }
     }
@@ -108,6 +127,7 @@ pub fn bert_qa_model<'w>(
         config,
         style,
         smoothing: options.smoothing,
+        clips: options.clips,
         observe: options.observe,
         observed: vec![],
     };
@@ -124,11 +144,7 @@ pub fn bert_qa_model<'w>(
 
 /// The 2-wide QA head (fp32) split into the two named logit outputs.
 fn qa_head(b: &mut Builder, hidden: String) -> Result<(), ExportError> {
-    let head_input = SiteInput {
-        x: hidden,
-        factors: None,
-        rows: None,
-    };
+    let head_input = SiteInput::plain(hidden);
     let width = b.config.hidden_size;
     let logits = b.dense("qa_outputs", 2, width, WeightFormat::Fp32, &head_input)?;
     let sizes = b.g.int64_tensor("split_sizes", &[2], &[1, 1]);
@@ -178,14 +194,20 @@ fn model_file(graph: GraphProto, options: &GraphOptions) -> ModelProto {
             value: format!("{style:?}").to_lowercase(),
         },
     ];
+    let mut note = |key: &str, value: String| {
+        metadata_props.push(StringStringEntryProto {
+            key: key.into(),
+            value,
+        })
+    };
     if let Some(smoothing) = options
         .smoothing
-        .filter(|_| format == WeightFormat::Int8Rowwise)
+        .filter(|_| format.is_batch_invariant_int8())
     {
-        metadata_props.push(StringStringEntryProto {
-            key: "smoothing_alpha".into(),
-            value: smoothing.alpha.to_string(),
-        });
+        note("smoothing_alpha", smoothing.alpha.to_string());
+    }
+    if let Some(clips) = options.clips.filter(|_| format == WeightFormat::Int8Static) {
+        note("clip_percentile", clips.percentile.to_string());
     }
     ModelProto {
         ir_version: 8,
