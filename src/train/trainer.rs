@@ -69,7 +69,8 @@ fn export_best(
     let options = ExportOptions {
         window: config.window(),
         squad_version,
-        int8: Some(WeightFormat::Int8Rowwise),
+        // Static steps: faster than per-row scales and as accurate (bench/RESULTS.md).
+        int8: Some(WeightFormat::Int8Static),
         calibration: Some(Calibration::on(config.train.clone())),
         ..ExportOptions::default()
     };
