@@ -1,5 +1,6 @@
 """Static activation scales for the row-wise int8 graph: an experiment on the shipped graph,
-measured before the export writes this form itself.
+the experiment behind `bertqa export --int8-mode int8-static`, which now writes this form from a
+checkpoint; this script rewrites an existing graph instead.
 
 The row-wise graph quantizes each token with its own scale at run time (Abs, ReduceMax, Max,
 two Divs, a Mul and QuantizeLinear per site) and rescales every product by it (a Mul, then the
