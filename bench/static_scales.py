@@ -1,5 +1,5 @@
-"""Static activation scales for the row-wise int8 graph: an experiment on the shipped graph,
-the experiment behind `bertqa export --int8-mode int8-static`, which now writes this form from a
+"""Static activation scales for the row-wise int8 graph, tried on the shipped graph: the
+experiment behind `bertqa export --int8-mode int8-static`, which now writes this form from a
 checkpoint; this script rewrites an existing graph instead.
 
 The row-wise graph quantizes each token with its own scale at run time (Abs, ReduceMax, Max,
