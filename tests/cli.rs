@@ -211,34 +211,26 @@ fn bad_paths_and_options_are_explained() {
         ]),
         "config.json",
     );
-    common::failed_with(
-        &bertqa(&[
+    // Export flags that are refused before any file is read.
+    let refused: [(&[&str], &str); 2] = [
+        (&["--int8-mode", "fp32"], "--int8-mode"),
+        (
+            &["--int8-mode", "int8-static", "--clip-percentile", "100.5"],
+            "--clip-percentile",
+        ),
+    ];
+    for (flags, message) in refused {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
             &"export",
             &"--checkpoint",
             &nowhere,
             &"--out",
             &nowhere,
             &"--int8",
-            &"--int8-mode",
-            &"fp32",
-        ]),
-        "--int8-mode",
-    );
-    common::failed_with(
-        &bertqa(&[
-            &"export",
-            &"--checkpoint",
-            &nowhere,
-            &"--out",
-            &nowhere,
-            &"--int8",
-            &"--int8-mode",
-            &"int8-static",
-            &"--clip-percentile",
-            &"100.5",
-        ]),
-        "--clip-percentile",
-    );
+        ];
+        args.extend(flags.iter().map(|f| f as &dyn AsRef<std::ffi::OsStr>));
+        common::failed_with(&bertqa(&args), message);
+    }
     common::failed_with(
         &bertqa(&[
             &"random-checkpoint",

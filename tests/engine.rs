@@ -138,7 +138,7 @@ fn smoothed_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
     };
 
     // Every dense input of every layer is measured, with its own width, on real tokens, and
-    // the static form gets a clip for each below its largest value.
+    // the static form gets a positive step for each.
     let config = BertConfig::from_file(&checkpoint.join("config.json")).unwrap();
     let weights = Weights::load(&checkpoint.join("model.safetensors")).unwrap();
     let calibrated = calibrate(

@@ -9,6 +9,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
+use super::smooth::kept_rows;
+
 /// Largest int8 code of a symmetric activation step: `step = clip / 127`.
 const LEVELS: f32 = 127.0;
 
@@ -60,7 +62,7 @@ impl LargestMagnitudes {
     /// Takes in the magnitudes of `values` (`[.., channels]`, row-major) on the rows whose
     /// `keep` flag is true (real tokens, not padding).
     pub fn observe(&mut self, values: &[f32], channels: usize, keep: &[bool]) {
-        for (row, _) in values.chunks(channels).zip(keep).filter(|(_, k)| **k) {
+        for row in kept_rows(values, channels, keep) {
             for v in row {
                 self.push(v.abs().to_bits());
             }

@@ -58,12 +58,25 @@ impl ActivationRanges {
             .by_site
             .entry(key.to_string())
             .or_insert_with(|| vec![0.0; channels]);
-        for (row, _) in values.chunks(channels).zip(keep).filter(|(_, k)| **k) {
+        for row in kept_rows(values, channels, keep) {
             for (max, v) in range.iter_mut().zip(row) {
                 *max = max.max(v.abs());
             }
         }
     }
+}
+
+/// The rows of `values` (`[.., channels]`, row-major) whose `keep` flag is true: calibration
+/// statistics are taken on real tokens only, never on padding.
+pub fn kept_rows<'v>(
+    values: &'v [f32],
+    channels: usize,
+    keep: &'v [bool],
+) -> impl Iterator<Item = &'v [f32]> {
+    values
+        .chunks(channels)
+        .zip(keep)
+        .filter_map(|(row, &k)| k.then_some(row))
 }
 
 /// The smoothing factors `s` for one input shared by `weights` (each PyTorch-layout

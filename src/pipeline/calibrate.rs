@@ -125,17 +125,18 @@ impl Windows {
     ) -> Result<(), ExportError> {
         let graph = bert_qa_model(weights, config, options)?.encode_to_vec();
         let mut session = cpu_session(&graph, None).map_err(failed)?;
+        let keys = site_keys(config);
         for batch in &self.batches {
             let outputs = session
                 .run(batch_inputs(batch).map_err(failed)?)
                 .map_err(failed)?;
             let real: Vec<bool> = batch.attention_mask.iter().map(|&m| m == 1).collect();
-            for key in site_keys(config) {
-                let (dims, values) = outputs[observed_output(&key).as_str()]
+            for key in &keys {
+                let (dims, values) = outputs[observed_output(key).as_str()]
                     .try_extract_tensor::<f32>()
                     .map_err(failed)?;
                 let channels = dims.last().copied().unwrap_or(0) as usize;
-                visit(&key, values, channels, &real);
+                visit(key, values, channels, &real);
             }
         }
         Ok(())

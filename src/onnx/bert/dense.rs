@@ -102,7 +102,7 @@ impl Builder<'_> {
     ) -> Result<SiteInput, ExportError> {
         let key = site.key(l);
         let mut input = SiteInput::plain(x.to_string());
-        if matches!(format, WeightFormat::Int8Rowwise | WeightFormat::Int8Static) {
+        if format.is_batch_invariant_int8() {
             if let Some(smoothing) = self.smoothing {
                 let factors = self.smoothing_factors(smoothing, &key, layers, inp)?;
                 let inverse: Vec<f32> = factors.iter().map(|f| 1.0 / f).collect();
