@@ -213,7 +213,11 @@ fn bad_paths_and_options_are_explained() {
     );
     // Export flags that are refused before any file is read.
     let refused: [(&[&str], &str); 2] = [
-        (&["--int8-mode", "fp32"], "--int8-mode"),
+        (
+            &["--int8-mode", "fp32"],
+            "--int8-mode must be int8, int8-mixed, int8-rowwise, int8-static or \
+             int8-static-gelu-rowwise",
+        ),
         (
             &["--int8-mode", "int8-static", "--clip-percentile", "100.5"],
             "--clip-percentile",

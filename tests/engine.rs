@@ -172,6 +172,10 @@ fn smoothed_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
     for (format, name) in [
         (WeightFormat::Int8Rowwise, "smoothed int8"),
         (WeightFormat::Int8Static, "static int8"),
+        (
+            WeightFormat::Int8StaticGeluRowwise,
+            "static int8, gelu per row",
+        ),
     ] {
         let out = dir.path().join(name);
         let options = ExportOptions {
@@ -183,25 +187,31 @@ fn smoothed_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
         assert_batch_invariant_and_close_to_fp32(&folder, &out, name);
     }
 
-    // The static graph quantizes each site once with a constant: no per-row search.
-    let bytes = std::fs::read(dir.path().join("static int8/model-int8.onnx")).unwrap();
-    let model = ModelProto::decode(bytes.as_slice()).unwrap();
-    let ops: Vec<&str> = model
-        .graph
-        .as_ref()
-        .unwrap()
-        .node
-        .iter()
-        .map(|n| n.op_type.as_str())
-        .collect();
-    let count = |op: &str| ops.iter().filter(|o| **o == op).count();
-    assert_eq!(count("QuantizeLinear"), 4 * config.num_hidden_layers);
-    assert_eq!(count("MatMulIntegerToFloat"), 6 * config.num_hidden_layers);
-    assert_eq!(count("ReduceMax") + count("Abs"), 0);
-    assert!(model
-        .metadata_props
-        .iter()
-        .any(|p| p.key == "clip_percentile" && p.value == "99.999"));
+    // The static graph quantizes each site once with a constant: no per-row search. The mix
+    // searches rows at the GELU output alone, so only the down projection's product takes a
+    // row scale instead of a static step.
+    let layers = config.num_hidden_layers;
+    for (name, per_row_sites) in [("static int8", 0), ("static int8, gelu per row", 1)] {
+        let bytes = std::fs::read(dir.path().join(name).join("model-int8.onnx")).unwrap();
+        let model = ModelProto::decode(bytes.as_slice()).unwrap();
+        let graph = model.graph.as_ref().unwrap();
+        let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
+        assert_eq!(count("QuantizeLinear"), 4 * layers, "{name}");
+        assert_eq!(count("MatMulIntegerToFloat"), 6 * layers, "{name}");
+        assert_eq!(count("ReduceMax"), per_row_sites * layers, "{name}");
+        assert_eq!(count("Abs"), per_row_sites * layers, "{name}");
+        let steps = graph.initializer.iter();
+        let steps = steps.filter(|t| t.name.starts_with("static_step."));
+        assert_eq!(steps.count(), (4 - per_row_sites) * layers, "{name}");
+        let row_scaled = graph.node.iter().filter(|n| {
+            n.op_type == "MatMulIntegerToFloat" && !n.input[2].starts_with("static_step.")
+        });
+        assert_eq!(row_scaled.count(), per_row_sites * layers, "{name}");
+        assert!(model
+            .metadata_props
+            .iter()
+            .any(|p| p.key == "clip_percentile" && p.value == "99.999"));
+    }
 
     // Calibration only means something for the batch-invariant graphs, and the static one
     // cannot do without it.
@@ -209,9 +219,18 @@ fn smoothed_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
         (
             WeightFormat::Int8,
             Some(calibration),
-            "int8-rowwise or int8-static",
+            "int8-rowwise, int8-static or int8-static-gelu-rowwise",
         ),
-        (WeightFormat::Int8Static, None, "needs calibration data"),
+        (
+            WeightFormat::Int8Static,
+            None,
+            "int8-static needs calibration data",
+        ),
+        (
+            WeightFormat::Int8StaticGeluRowwise,
+            None,
+            "int8-static-gelu-rowwise needs calibration data",
+        ),
     ];
     for (format, calibration, message) in misuse {
         let options = ExportOptions {
@@ -242,7 +261,8 @@ fn int8_graphs_cannot_saturate_a_16_bit_product_on_any_cpu() {
         (WeightFormat::Int8Mixed, None),
         (WeightFormat::Int8Rowwise, None),
         (WeightFormat::Int8Rowwise, Some(calibration.clone())),
-        (WeightFormat::Int8Static, Some(calibration)),
+        (WeightFormat::Int8Static, Some(calibration.clone())),
+        (WeightFormat::Int8StaticGeluRowwise, Some(calibration)),
     ];
     for (i, (format, calibration)) in forms.into_iter().enumerate() {
         let out = dir.path().join(format!("form{i}"));

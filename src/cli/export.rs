@@ -32,9 +32,10 @@ pub struct ExportArgs {
     /// Which dense layers the int8 graph quantizes.
     #[arg(long, value_enum, default_value_t = WeightFormat::Int8)]
     pub int8_mode: WeightFormat,
-    /// int8-rowwise and int8-static (which needs it): smooth activation outliers into the
-    /// weights (SmoothQuant) and, for int8-static, fix each input's quantization step, with
-    /// ranges measured on this SQuAD file (use training data, not the set you score on).
+    /// int8-rowwise, and int8-static and int8-static-gelu-rowwise (which need it): smooth
+    /// activation outliers into the weights (SmoothQuant) and, for the static forms, fix each
+    /// input's quantization step, with ranges measured on this SQuAD file (use training data,
+    /// not the set you score on).
     #[arg(long)]
     pub calibration_data: Option<PathBuf>,
     /// Questions of --calibration-data to measure on, spread evenly over the file.
@@ -44,8 +45,8 @@ pub struct ExportArgs {
     /// the weights.
     #[arg(long, default_value_t = Calibration::DEFAULT_ALPHA)]
     pub smoothing_alpha: f32,
-    /// int8-static: the percentile of smoothed |activation| on the calibration windows that
-    /// each input's step covers (larger values saturate).
+    /// int8-static and int8-static-gelu-rowwise: the percentile of smoothed |activation| on
+    /// the calibration windows that each input's step covers (larger values saturate).
     #[arg(long, default_value_t = Calibration::DEFAULT_CLIP_PERCENTILE)]
     pub clip_percentile: f64,
     /// Operators of the graph: ONNX Runtime's fused kernels, or portable primitives.
@@ -72,7 +73,10 @@ impl ExportArgs {
     /// The library's options these flags describe.
     fn options(&self) -> anyhow::Result<ExportOptions> {
         if self.int8_mode == WeightFormat::Fp32 {
-            anyhow::bail!("--int8-mode must be int8, int8-mixed, int8-rowwise or int8-static");
+            anyhow::bail!(
+                "--int8-mode must be {}",
+                WeightFormat::flag_names(|format| format != WeightFormat::Fp32)
+            );
         }
         anyhow::ensure!(
             self.clip_percentile > 0.0 && self.clip_percentile <= 100.0,

@@ -2,8 +2,8 @@
 //! file, in-process and Python-free like the rest of export. Two passes over the same windows
 //! of a graph that also outputs every dense layer's input:
 //! 1. the fp32 graph: each channel's largest |activation|, which sets the SmoothQuant factors;
-//! 2. (static steps only) the smoothed row-wise int8 graph: a high percentile of |activation|
-//!    per site, as the static graph's layers will see their inputs.
+//! 2. (formats with static steps only) the smoothed row-wise int8 graph: a high percentile of
+//!    |activation| per site, as the static graph's layers will see their inputs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,8 @@ impl Calibration {
 pub struct Calibrated {
     /// Per-channel maxima: the smoothing factors.
     pub ranges: ActivationRanges,
-    /// Per-site clips: the static steps (measured for `Int8Static` only).
+    /// Per-site clips: the static steps (measured for the formats that
+    /// [`WeightFormat::needs_clips`] only).
     pub clips: Option<ActivationClips>,
 }
 
@@ -151,7 +152,7 @@ fn site_keys(config: &BertConfig) -> Vec<String> {
 }
 
 /// Calibrates `format`'s graph on `calibration`'s windows: the ranges of both batch-invariant
-/// int8 forms, and the clips of `Int8Static` on top.
+/// int8 forms, and the clips of the formats with static steps on top.
 pub fn calibrate(
     weights: &Weights,
     config: &BertConfig,
@@ -162,15 +163,16 @@ pub fn calibrate(
 ) -> Result<Calibrated, ExportError> {
     let windows = Windows::of(tokenizer, window, calibration)?;
     let ranges = measure_ranges(weights, config, &windows)?;
-    let clips = match format {
-        WeightFormat::Int8Static => Some(measure_clips(
+    let clips = if format.needs_clips() {
+        Some(measure_clips(
             weights,
             config,
             &windows,
             &ranges,
             calibration,
-        )?),
-        _ => None,
+        )?)
+    } else {
+        None
     };
     Ok(Calibrated { ranges, clips })
 }

@@ -32,8 +32,8 @@ pub struct ExportOptions {
     pub max_answer_len: usize,
     /// What the model was trained for: v2.0 models may answer nothing.
     pub squad_version: SquadVersion,
-    /// Calibrate the batch-invariant int8 graph (`int8-rowwise`, `int8-static`) on these
-    /// windows: SmoothQuant ranges, and the static steps.
+    /// Calibrate the batch-invariant int8 graph (`int8-rowwise`, `int8-static`,
+    /// `int8-static-gelu-rowwise`) on these windows: SmoothQuant ranges, and the static steps.
     pub calibration: Option<Calibration>,
 }
 
@@ -101,14 +101,16 @@ pub fn export_model_folder(
             format,
         )?),
         (Some(_), _) => {
-            return Err(ExportError::Calibration(
-                "calibration data only applies to --int8-mode int8-rowwise or int8-static".into(),
-            ))
+            return Err(ExportError::Calibration(format!(
+                "calibration data only applies to --int8-mode {}",
+                WeightFormat::flag_names(WeightFormat::is_batch_invariant_int8)
+            )))
         }
-        (None, Some(WeightFormat::Int8Static)) => {
-            return Err(ExportError::Calibration(
-                "--int8-mode int8-static needs calibration data (--calibration-data)".into(),
-            ))
+        (None, Some(format)) if format.needs_clips() => {
+            return Err(ExportError::Calibration(format!(
+                "--int8-mode {} needs calibration data (--calibration-data)",
+                format.flag_name()
+            )))
         }
         (None, _) => None,
     };

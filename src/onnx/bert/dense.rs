@@ -112,7 +112,7 @@ impl Builder<'_> {
                 input.x = self.g.node("Mul", &[x, &divisor], vec![]);
                 input.factors = Some(factors);
             }
-            input.quantized = Some(self.quantize_input(&input.x, &key, format)?);
+            input.quantized = Some(self.quantize_input(&input.x, &key, site, format)?);
         }
         if self.observe {
             self.observed.push((key, input.x.clone(), inp));
@@ -149,18 +149,23 @@ impl Builder<'_> {
         Ok(smoothing_factors(ranges, &columns, smoothing.alpha))
     }
 
-    /// `x` quantized for `format`: row by row, or with site `key`'s calibrated step.
+    /// `x`, the input at `site` (key `key`), quantized as `format` does there: row by row, or
+    /// with the site's calibrated step.
     fn quantize_input(
         &mut self,
         x: &str,
         key: &str,
+        site: Site,
         format: WeightFormat,
     ) -> Result<QuantizedInput, ExportError> {
-        if format == WeightFormat::Int8Rowwise {
+        if format.quantizes_rows_at(site) {
             return Ok(quantize_rows(&mut self.g, x));
         }
         let clips = self.clips.ok_or_else(|| {
-            ExportError::Calibration("the static int8 graph needs calibrated clips".into())
+            ExportError::Calibration(format!(
+                "the {} graph needs calibrated clips",
+                format.flag_name()
+            ))
         })?;
         let step = clips.step(key).map_err(ExportError::Calibration)?;
         Ok(quantize_static(&mut self.g, x, key, step))

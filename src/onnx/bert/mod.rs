@@ -20,7 +20,7 @@ use super::graph::{attr_int, tensor_value, GraphBuilder};
 use super::proto::{
     data_type, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto, ValueInfoProto,
 };
-use super::smooth::ActivationRanges;
+use super::smooth::{ActivationRanges, Site};
 use super::weights::Weights;
 use super::ExportError;
 use crate::model::BertConfig;
@@ -44,13 +44,61 @@ pub enum WeightFormat {
     /// (SmoothQuant-balanced, [`super::clip`]): batch-invariant like `Int8Rowwise` without its
     /// per-row work; needs calibration data.
     Int8Static,
+    /// `Int8Static` except the GELU output (the down projection's input), quantized per row as
+    /// in `Int8Rowwise`: that one site of four held most of the static form's lost agreement
+    /// with fp32 (93% -> 96%), for a quarter of the row-wise form's per-row work
+    /// (bench/RESULTS.md, "Which sites cost the accuracy"); needs calibration data.
+    Int8StaticGeluRowwise,
 }
 
 impl WeightFormat {
     /// Whether the format quantizes each site's input itself, so that a window's logits never
     /// depend on its batch mates; these are the formats calibration applies to.
     pub fn is_batch_invariant_int8(self) -> bool {
-        matches!(self, Self::Int8Rowwise | Self::Int8Static)
+        matches!(
+            self,
+            Self::Int8Rowwise | Self::Int8Static | Self::Int8StaticGeluRowwise
+        )
+    }
+
+    /// Whether some site takes a calibrated step, so the export cannot run without
+    /// calibration data.
+    pub fn needs_clips(self) -> bool {
+        matches!(self, Self::Int8Static | Self::Int8StaticGeluRowwise)
+    }
+
+    /// Whether a batch-invariant graph of this format quantizes `site`'s input row by row at
+    /// run time rather than with the site's calibrated step.
+    pub fn quantizes_rows_at(self, site: Site) -> bool {
+        match self {
+            Self::Int8Rowwise => true,
+            Self::Int8StaticGeluRowwise => site == Site::Gelu,
+            _ => false,
+        }
+    }
+
+    /// The name `--int8-mode` takes, for messages that tell the user what to change.
+    pub fn flag_name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map_or_else(|| format!("{self:?}"), |v| v.get_name().to_string())
+    }
+
+    /// The `--int8-mode` names of the formats `keep` accepts ("a, b or c"), so that messages
+    /// listing the valid choices follow the enum.
+    pub fn flag_names(keep: impl Fn(Self) -> bool) -> String {
+        use clap::ValueEnum;
+        let names: Vec<String> = Self::value_variants()
+            .iter()
+            .copied()
+            .filter(|format| keep(*format))
+            .map(Self::flag_name)
+            .collect();
+        match names.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
     }
 }
 
@@ -86,7 +134,8 @@ pub struct GraphOptions<'r> {
     pub style: OpStyle,
     /// Smooth the activations of the batch-invariant int8 graphs (ignored by other formats).
     pub smoothing: Option<Smoothing<'r>>,
-    /// The calibrated step of every site: required by `Int8Static`, ignored by the others.
+    /// The calibrated step of every site: required by the formats that
+    /// [`WeightFormat::needs_clips`], ignored by the others.
     pub clips: Option<&'r ActivationClips>,
     /// Also output every dense layer's input as `observe.{site key}` (`[batch, sequence,
     /// channels]`): the calibration graph that measures [`ActivationRanges`].
@@ -206,7 +255,7 @@ fn model_file(graph: GraphProto, options: &GraphOptions) -> ModelProto {
     {
         note("smoothing_alpha", smoothing.alpha.to_string());
     }
-    if let Some(clips) = options.clips.filter(|_| format == WeightFormat::Int8Static) {
+    if let Some(clips) = options.clips.filter(|_| format.needs_clips()) {
         note("clip_percentile", clips.percentile.to_string());
     }
     ModelProto {
