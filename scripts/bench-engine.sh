@@ -51,8 +51,8 @@ section="$(cat <<MD
 
 \`ort-*\`: our default graph (standard ops, fused by ONNX Runtime's optimizer), int8 per tensor;
 \`ort-fused-*\`: the same model written with ORT's contrib kernels (\`bertqa export --ops fused\`);
-\`ort-rowwise-int8\`: the int8 form the default model ships (per-token activations after
-SmoothQuant, calibrated on 128 training questions).
+\`ort-rowwise-int8\`: the int8 form the default model shipped until 2026-12-06 (per-token activations
+after SmoothQuant, calibrated on 128 training questions).
 
 Measured $(date -u +%Y-%m-%d) on $(nproc) cores of "$(lscpu | sed -n 's/^Model name: *//p')" by \`scripts/bench-engine.sh\`
 (ONNX Runtime 1.31.1 with all cores; torch $("$python" -c 'import torch; print(torch.__version__)') with its default threads).

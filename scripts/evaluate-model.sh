@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures a checkpoint the way the default model's card reports it: exports both graphs (the
-# int8 one row-wise and smoothed, calibrated on the training file, as shipped;
-# BERTQA_INT8_MODE=int8-static for one calibrated step per input), fits the
+# int8 one smoothed with static steps and the GELU output per row, calibrated on the training
+# file, as shipped; BERTQA_INT8_MODE=int8-rowwise or int8-static for the other forms), fits the
 # calibrated score (`bertqa calibrate`), scores each graph on all of dev v1.1 with
 # `bertqa predict` + `bertqa score`, then serves the int8 graph and scores it again through
 # POST /evaluate (predictions kept, to count how many answers the batched service changes).
@@ -18,7 +18,7 @@ checkpoint="${1:?usage: scripts/evaluate-model.sh CHECKPOINT_DIR OUT [THREADS]}"
 out="${2:?output folder}"
 threads="${3:-2}"
 version="${BERTQA_SQUAD_VERSION:-1.1}"
-int8_mode="${BERTQA_INT8_MODE:-int8-rowwise}"
+int8_mode="${BERTQA_INT8_MODE:-int8-static-gelu-rowwise}"
 squad="${BERTQA_SQUAD_DIR:-../shared/data/squad}"
 data="$squad/dev-v1.1.json.gz"
 data_v2="$squad/dev-v2.0-rebuilt.json.gz"

@@ -2,7 +2,7 @@
 # Trains the default model (all-MiniLM-L6-v2 on SQuAD v1.1, 2 epochs) into OUT, resuming from OUT/last/ when it exists: run it again after any interruption (machine
 # restart, Ctrl-C, end of a session) and it goes on from the last checkpoint (every 200 steps).
 # Runs at nice 19 so that it only takes cores nobody else wants. Evaluates on all of dev at
-# each epoch end and exports OUT/model/ (fp32 + smoothed row-wise int8) when it finishes.
+# each epoch end and exports OUT/model/ (fp32 + int8 in the shipped form) when it finishes.
 # With BERTQA_NEGATIVES=0.5 it adds one unanswerable example for every other question (finetune
 # --negatives) and exports a SQuAD v2.0 model (one that can answer nothing).
 # Usage: [BERTQA_NEGATIVES=0.5] scripts/train-default-model.sh [OUT]
