@@ -61,10 +61,11 @@ impl WeightFormat {
         )
     }
 
-    /// Whether some site takes a calibrated step, so the export cannot run without
-    /// calibration data.
+    /// Whether some site takes a calibrated step (a batch-invariant format that does not
+    /// quantize every site per row), so the export cannot run without calibration data.
     pub fn needs_clips(self) -> bool {
-        matches!(self, Self::Int8Static | Self::Int8StaticGeluRowwise)
+        self.is_batch_invariant_int8()
+            && Site::ALL.iter().any(|&site| !self.quantizes_rows_at(site))
     }
 
     /// Whether a batch-invariant graph of this format quantizes `site`'s input row by row at
