@@ -146,5 +146,11 @@ async fn the_default_model_finds_the_right_passage_and_abstains_on_a_foreign_que
     let (status, none) = server.post_json("/answer", &nulled).await;
     assert_eq!(status, 200, "{none}");
     assert_eq!(none["no_answer"], json!(true), "{none}");
+    // What this server states is what `openapi.yaml` (the default settings' document) states,
+    // the null answer included, so a client generated from the file asks what it may.
+    let (_, served) = server.get_text("/openapi.json").await;
+    let served: serde_json::Value = serde_json::from_str(&served).unwrap();
+    let committed = bertqa::serve::openapi::document(&Default::default());
+    assert_eq!(served, serde_json::to_value(committed).unwrap());
     server.stop().await.unwrap();
 }

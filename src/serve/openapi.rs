@@ -83,14 +83,15 @@ pub struct ContractLimits {
 }
 
 impl Default for ContractLimits {
-    /// The default settings with the default model (what `openapi.yaml` states).
+    /// The default settings with the default model (what `openapi.yaml` states): that model
+    /// was trained with unanswerable windows, so it has a null answer to ask for.
     fn default() -> Self {
         Self {
             max_context_chars: super::config::DEFAULT_MAX_CONTEXT_CHARS,
             max_contexts: super::config::DEFAULT_MAX_CONTEXTS,
             max_client_batch_size: super::config::DEFAULT_MAX_CLIENT_BATCH_SIZE,
             max_answer_len: crate::qa::features::WindowConfig::default().max_seq_len,
-            has_null: false,
+            has_null: true,
         }
     }
 }
