@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use bertqa::qa::batch::PaddedBatch;
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
+use bertqa::runtime::fused::Kernels;
+use clap::ValueEnum;
 
 fn batch(size: usize, len: usize) -> PaddedBatch {
     // Deterministic ordinary word ids; every token real (no padding) so all engines do equal work.
@@ -26,6 +28,12 @@ fn batch(size: usize, len: usize) -> PaddedBatch {
         token_type_ids: vec![0; size * len],
         attention_mask: vec![1; size * len],
     }
+}
+
+/// `$BERTQA_BENCH_KERNELS` (`fused`, the default, or `onnx`): which CPU kernels to time.
+fn kernels() -> anyhow::Result<Kernels> {
+    let name = std::env::var("BERTQA_BENCH_KERNELS").unwrap_or_else(|_| "fused".into());
+    Kernels::from_str(&name, true).map_err(|e| anyhow::anyhow!("BERTQA_BENCH_KERNELS: {e}"))
 }
 
 /// Windows per second of `engine` on `input`, timed for at least `budget` and 3 runs.
@@ -51,6 +59,7 @@ fn main() -> anyhow::Result<()> {
     let folder = PathBuf::from(std::env::var("BERTQA_BENCH_MODEL")?);
     let label = std::env::var("BERTQA_BENCH_LABEL").unwrap_or_else(|_| "ort".into());
     let cuda = std::env::var("BERTQA_BENCH_DEVICE").is_ok_and(|d| d == "cuda");
+    let kernels = kernels()?;
     let load = |device, int8| {
         Engine::load(
             &folder,
@@ -58,6 +67,7 @@ fn main() -> anyhow::Result<()> {
                 threads: None,
                 device,
                 int8,
+                kernels,
             },
         )
     };

@@ -18,12 +18,14 @@ use bertqa::pipeline::export::{export_model_folder, ExportOptions};
 use bertqa::qa::batch::PaddedBatch;
 use bertqa::qa::features::{Featurizer, WindowConfig};
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig, EngineError};
+use bertqa::runtime::fused::Kernels;
 
 fn cpu(int8: bool) -> EngineConfig {
     EngineConfig {
         threads: Some(1),
         device: DeviceKind::Cpu,
         int8,
+        kernels: Kernels::Fused,
     }
 }
 
@@ -447,6 +449,7 @@ fn cuda_loads_or_says_which_provider_piece_is_missing() {
         threads: Some(1),
         device: DeviceKind::Cuda,
         int8: false,
+        kernels: Kernels::Fused,
     };
     match Engine::load(&folder, &config) {
         Ok(mut engine) => {

@@ -10,6 +10,7 @@ use bertqa::qa::batch::PaddedBatch;
 use bertqa::qa::features::{Featurizer, WindowConfig};
 use bertqa::qa::squad::load_squad;
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
+use bertqa::runtime::fused::Kernels;
 use bertqa::train::bert::BertForQuestionAnswering;
 use bertqa::train::checkpoint::{load_weights, save_weights};
 use tch::{nn::VarStore, Device, Tensor};
@@ -45,6 +46,7 @@ fn onnx_runtime_logits_match_the_tch_model() {
             threads: None,
             device: DeviceKind::Cpu,
             int8: false,
+            kernels: Kernels::Fused,
         },
     )
     .unwrap();

@@ -13,6 +13,7 @@ use bertqa::qa::decode::{DecodeConfig, Prediction};
 use bertqa::qa::features::Featurizer;
 use bertqa::qa::squad::Example;
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig, GraphChoice};
+use bertqa::runtime::fused::Kernels;
 
 /// Which model, on what.
 #[derive(clap::Args, Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct ModelArgs {
     /// Intra-op threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// CPU kernels, as `serve --kernels`.
+    #[arg(long, value_enum, default_value_t = Kernels::Fused)]
+    pub kernels: Kernels,
 }
 
 /// The loaded model.
@@ -46,9 +50,14 @@ impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<LoadedModel> {
         let manifest = ModelManifest::load(&self.model_dir)
             .map_err(|m| anyhow::anyhow!("model folder {}: {m}", self.model_dir.display()))?;
-        let engine_config =
-            EngineConfig::for_folder(&manifest, self.graph, self.device, self.threads)
-                .map_err(anyhow::Error::msg)?;
+        let engine_config = EngineConfig::for_folder(
+            &manifest,
+            self.graph,
+            self.device,
+            self.threads,
+            self.kernels,
+        )
+        .map_err(anyhow::Error::msg)?;
         let engine = Engine::load(&self.model_dir, &engine_config)?;
         let manifest = engine.manifest().clone();
         let featurizer =

@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::GraphOptimizationLevel;
@@ -22,6 +21,7 @@ use crate::onnx::proto::ModelProto;
 use crate::onnx::summary::GraphSummary;
 use crate::qa::batch::{BatchLogits, PaddedBatch};
 use crate::runtime::cpu::CpuFeatures;
+use crate::runtime::fused::{self, Kernels};
 use crate::runtime::shared::SharedWeights;
 
 /// Why the engine could not start or run.
@@ -100,6 +100,8 @@ pub struct EngineConfig {
     pub device: DeviceKind,
     /// Run `model-int8.onnx` instead of `model.onnx`.
     pub int8: bool,
+    /// bertqa's fused kernels or the file's operators as written.
+    pub kernels: Kernels,
 }
 
 impl EngineConfig {
@@ -110,11 +112,13 @@ impl EngineConfig {
         graph: GraphChoice,
         device: DeviceKind,
         threads: Option<usize>,
+        kernels: Kernels,
     ) -> Result<Self, String> {
         Ok(Self {
             threads,
             device,
             int8: graph.int8(manifest, device)?,
+            kernels,
         })
     }
 }
@@ -125,69 +129,7 @@ pub struct Engine {
     manifest: ModelManifest,
     graph: PathBuf,
     summary: GraphSummary,
-}
-
-/// Finds the ONNX Runtime library: `ORT_DYLIB_PATH`, else the `libonnxruntime.so*` in
-/// `native/onnxruntime/` beside the current directory or the executable's ancestors (the
-/// layout `setup-native.sh` makes), whatever version it installed.
-fn runtime_library() -> Result<PathBuf, EngineError> {
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(EngineError::Runtime(format!(
-                "ORT_DYLIB_PATH={} does not exist (run scripts/setup-native.sh)",
-                path.display()
-            )))
-        };
-    }
-    let mut roots = vec![std::env::current_dir().unwrap_or_default()];
-    if let Ok(exe) = std::env::current_exe() {
-        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
-    }
-    roots
-        .into_iter()
-        .find_map(|root| library_in(&root.join("native/onnxruntime")))
-        .ok_or_else(|| {
-            EngineError::Runtime(
-                "libonnxruntime.so not found: set ORT_DYLIB_PATH or run scripts/setup-native.sh"
-                    .into(),
-            )
-        })
-}
-
-/// The ONNX Runtime library in `dir`: the highest-named `libonnxruntime.so*` file.
-fn library_in(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.is_file()
-                && path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("libonnxruntime.so"))
-        })
-        .max()
-}
-
-/// The process-wide ONNX Runtime environment (ONNX Runtime allows one per process), loaded on
-/// first use; a failure is remembered so every later engine reports the same cause.
-fn runtime() -> Result<ort::environment::Environment, EngineError> {
-    static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-    ENVIRONMENT
-        .get_or_init(|| {
-            let path = runtime_library().map_err(|e| e.to_string())?;
-            ort::init_from(&path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
-            ort::init()
-                .with_name("bertqa")
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(EngineError::Runtime)
+    fused_sites: usize,
 }
 
 /// A session builder with the engine's settings: all graph optimizations, `threads` intra-op
@@ -196,7 +138,7 @@ fn runtime() -> Result<ort::environment::Environment, EngineError> {
 /// the arena, which grew to 1.15 GB in a 10-minute soak against 0.57 GB without them, at the
 /// same speed (bench/RESULTS.md, "Serving memory").
 fn session_builder(threads: Option<usize>) -> Result<SessionBuilder, EngineError> {
-    let env = runtime()?;
+    let env = super::environment::runtime()?;
     let threads = threads.unwrap_or_else(super::cpu::cores);
     let runtime = |e: ort::Error<_>| EngineError::Runtime(e.to_string());
     Session::builder(&env)
@@ -279,6 +221,34 @@ fn warn_if_saturating(graph: &Path, model: &ModelProto) {
     }
 }
 
+/// The graph a session runs, its builder and how many sites were fused: the file as it is,
+/// or, when `config` asks for bertqa's fused kernels on CPU and the graph has their sites,
+/// the graph with them (and the builder given their operators).
+fn with_kernels(
+    config: &EngineConfig,
+    model: ModelProto,
+    bytes: Vec<u8>,
+    builder: SessionBuilder,
+) -> Result<(ModelProto, Vec<u8>, SessionBuilder, usize), EngineError> {
+    let fused = match (config.kernels, config.device) {
+        (Kernels::Fused, DeviceKind::Cpu) => fused::fuse(&model, &bytes),
+        _ => None,
+    };
+    let Some((fused, sites)) = fused else {
+        return Ok((model, bytes, builder, 0));
+    };
+    tracing::info!(
+        sites,
+        "int8 activation quantization run by bertqa's fused kernels (--kernels fused)"
+    );
+    let runtime = |e: ort::Error| EngineError::Runtime(e.to_string());
+    let builder = builder
+        .with_operators(fused::operators().map_err(runtime)?)
+        .map_err(|e| EngineError::Runtime(e.to_string()))?;
+    let bytes = fused.encode_to_vec();
+    Ok((fused, bytes, builder, sites))
+}
+
 impl Engine {
     /// Loads `model.onnx` (or `model-int8.onnx`) from a model folder, checks it, warms it up.
     pub fn load(dir: &Path, config: &EngineConfig) -> Result<Self, EngineError> {
@@ -317,7 +287,8 @@ impl Engine {
         if config.int8 && config.device == DeviceKind::Cpu && !cpu.int8_products_are_exact() {
             warn_if_saturating(&graph, &model);
         }
-        let mut builder = session_builder(config.threads)?;
+        let builder = session_builder(config.threads)?;
+        let (model, bytes, mut builder, fused_sites) = with_kernels(config, model, bytes, builder)?;
         if let Some(slot) = shared {
             let weights = match slot {
                 Some(weights) => weights,
@@ -347,6 +318,7 @@ impl Engine {
             manifest,
             graph,
             summary,
+            fused_sites,
         };
         engine.run(&filler_batch(1, 3))?;
         Ok(engine)
@@ -369,6 +341,12 @@ impl Engine {
     /// The graph file in use.
     pub fn graph(&self) -> &Path {
         &self.graph
+    }
+
+    /// How many activation quantization sites bertqa's fused kernels run (0 with
+    /// `--kernels onnx`, on CUDA, or for a graph without such sites).
+    pub fn fused_sites(&self) -> usize {
+        self.fused_sites
     }
 
     /// What the graph in use holds (architecture, weight format).

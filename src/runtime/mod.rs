@@ -3,4 +3,6 @@
 
 pub mod cpu;
 pub mod engine;
+mod environment;
+pub mod fused;
 pub mod shared;

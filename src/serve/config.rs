@@ -14,6 +14,7 @@ use crate::model::manifest::ModelManifest;
 use crate::qa::features::WindowConfig;
 use crate::runtime::cpu::cores;
 use crate::runtime::engine::{DeviceKind, GraphChoice};
+use crate::runtime::fused::Kernels;
 
 /// A feature that can be turned on or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,6 +47,11 @@ pub struct ServeConfig {
     /// Graph to run.
     #[arg(long, env = "BERTQA_GRAPH", value_enum, default_value_t = GraphChoice::Auto)]
     pub graph: GraphChoice,
+    /// CPU kernels: `fused` runs an int8 graph's GELU and per-token quantization as one
+    /// bertqa kernel (same answers, fewer passes; bench/RESULTS.md), `onnx` every operator as
+    /// the file writes it.
+    #[arg(long, env = "BERTQA_KERNELS", value_enum, default_value_t = Kernels::Fused)]
+    pub kernels: Kernels,
     /// Inference workers: ONNX Runtime sessions running batches side by side, each with
     /// `--threads` intra-op threads. Several small sessions can keep the cores busier than one
     /// large one (see bench/RESULTS.md for the CPU measured).

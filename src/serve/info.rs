@@ -42,6 +42,9 @@ pub struct GraphInfo {
     pub weights: String,
     /// `int8` or `fp32` matrix products.
     pub precision: String,
+    /// Activation quantization sites bertqa's fused CPU kernels run (`--kernels fused`); 0
+    /// when ONNX Runtime runs every operator as the file writes it.
+    pub fused_sites: usize,
 }
 
 /// Limits of the batching queue and of requests.
@@ -148,6 +151,7 @@ impl ServiceInfo {
                 file: short_name(engine.graph()),
                 weights: summary.weights.clone(),
                 precision: if summary.is_int8() { "int8" } else { "fp32" }.into(),
+                fused_sites: engine.fused_sites(),
             },
             window,
             max_answer_len: config.answer_len(manifest),

@@ -190,6 +190,7 @@ impl Service {
             config.graph,
             config.device,
             config.threads_per_worker(),
+            config.kernels,
         )
         .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
         let window = config.window(&manifest);

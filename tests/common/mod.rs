@@ -11,6 +11,7 @@ use bertqa::qa::batch::PaddedBatch;
 use bertqa::qa::features::Featurizer;
 use bertqa::qa::squad::Example;
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
+use bertqa::runtime::fused::Kernels;
 
 /// `$BERTQA_SQUAD_DIR`, else the `shared/` folder beside the checkout.
 pub fn squad_dir() -> PathBuf {
@@ -75,6 +76,7 @@ pub fn offline_answers(folder: &Path, examples: &[Example]) -> HashMap<String, S
         threads: Some(1),
         device: DeviceKind::Cpu,
         int8: false,
+        kernels: Kernels::Fused,
     };
     let mut engine = Engine::load(folder, &config).unwrap();
     let window = engine.manifest().window;

@@ -1,0 +1,277 @@
+//! The operators bertqa fuses into int8 graphs, run on ONNX Runtime's intra-op threads:
+//! - `SmoothRowQuantize`: SmoothQuant's per-channel factors and the per-token quantization
+//!   after them. In ONNX operators that is five passes over the activation (`Mul`, `Abs`,
+//!   `ReduceMax`, `Mul`, `QuantizeLinear`) and four small nodes; here two, one of them in L1.
+//! - `SmoothQuantize`: the factors and a calibrated step (`Mul`, `QuantizeLinear`): one pass
+//!   instead of two.
+
+use std::cell::RefCell;
+
+use ort::operator::{
+    ComputeContext, Kernel, KernelContext, Operator, OperatorInput, OperatorOutput,
+};
+use ort::value::{PrimitiveTensorElementType, TensorElementType};
+
+use super::math::{smooth_quantize_fixed, smooth_quantize_row, RowQuantization};
+
+/// The per-token operator's name in the [`DOMAIN`](super::DOMAIN) domain.
+pub const PER_ROW: &str = "SmoothRowQuantize";
+/// The calibrated-step operator's name.
+pub const FIXED_STEP: &str = "SmoothQuantize";
+
+/// Inputs: the activation `[.., F]`, the smoothing factors `[F]` (optional), levels, floor
+/// (scalars) and the zero point (u8 scalar). Outputs: the codes `[.., F]` (u8) and each row's
+/// step `[.., 1]`.
+pub struct SmoothRowQuantize;
+
+/// Inputs: the activation `[.., F]`, the smoothing factors `[F]` (optional), the step and the
+/// zero point (u8), scalars. Output: the codes `[.., F]` (u8).
+pub struct SmoothQuantize;
+
+fn float() -> OperatorInput {
+    OperatorInput::required(TensorElementType::Float32)
+}
+
+fn codes() -> OperatorOutput {
+    OperatorOutput::required(TensorElementType::Uint8)
+}
+
+fn factors() -> OperatorInput {
+    OperatorInput::optional(TensorElementType::Float32)
+}
+
+fn zero_point() -> OperatorInput {
+    OperatorInput::required(TensorElementType::Uint8)
+}
+
+impl Operator for SmoothRowQuantize {
+    type Kernel<'attr> = QuantizeKernel;
+
+    fn name(&self) -> &str {
+        PER_ROW
+    }
+
+    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
+        [float(), factors(), float(), float(), zero_point()]
+    }
+
+    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
+        [
+            codes(),
+            OperatorOutput::required(TensorElementType::Float32),
+        ]
+    }
+
+    fn create_kernel<'attr>(&self, _: &KernelContext<'attr>) -> ort::Result<QuantizeKernel> {
+        Ok(QuantizeKernel::PerRow)
+    }
+}
+
+impl Operator for SmoothQuantize {
+    type Kernel<'attr> = QuantizeKernel;
+
+    fn name(&self) -> &str {
+        FIXED_STEP
+    }
+
+    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
+        [float(), factors(), float(), zero_point()]
+    }
+
+    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
+        [codes()]
+    }
+
+    fn create_kernel<'attr>(&self, _: &KernelContext<'attr>) -> ort::Result<QuantizeKernel> {
+        Ok(QuantizeKernel::FixedStep)
+    }
+}
+
+/// Both operators' kernel, stateless (every constant arrives as an input).
+#[derive(Debug, Clone, Copy)]
+pub enum QuantizeKernel {
+    /// One step per row, from its largest magnitude (`SmoothRowQuantize`).
+    PerRow,
+    /// The calibrated step of the site (`SmoothQuantize`).
+    FixedStep,
+}
+
+/// How a site's rows get their step.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    PerRow(RowQuantization),
+    Fixed { step: f32, zero_point: u8 },
+}
+
+/// The first value of input `i`, a scalar constant of the site.
+fn first<T: PrimitiveTensorElementType + Copy + std::fmt::Debug>(
+    ctx: &ComputeContext,
+    i: usize,
+) -> ort::Result<T> {
+    let value = ctx
+        .input(i)?
+        .ok_or_else(|| ort::Error::new(format!("input {i} is missing")))?;
+    let (_, values) = value.try_extract_tensor::<T>()?;
+    values
+        .first()
+        .copied()
+        .ok_or_else(|| ort::Error::new(format!("input {i} is empty")))
+}
+
+/// Rows handed to one intra-op task: enough work (tens of microseconds) to outweigh a task's
+/// cost, few enough that two threads share a one-window batch.
+const ROWS_PER_TASK: usize = 16;
+
+impl Kernel for QuantizeKernel {
+    fn compute(&mut self, ctx: &ComputeContext) -> ort::Result<()> {
+        let input = |i: usize| {
+            ctx.input(i)?
+                .ok_or_else(|| ort::Error::new(format!("{self:?} kernel: input {i} is missing")))
+        };
+        let scalar = |i: usize| first::<f32>(ctx, i);
+        let code_of_zero = |i: usize| first::<u8>(ctx, i);
+        let step = match self {
+            Self::PerRow => Step::PerRow(RowQuantization {
+                levels: scalar(2)?,
+                floor: scalar(3)?,
+                zero_point: code_of_zero(4)?,
+            }),
+            Self::FixedStep => Step::Fixed {
+                step: scalar(2)?,
+                zero_point: code_of_zero(3)?,
+            },
+        };
+        let x = input(0)?;
+        let (shape, x) = x.try_extract_tensor::<f32>()?;
+        let width = shape.last().map_or(0, |&w| w as usize);
+        // Without smoothing factors the row is quantized as it is (x 1.0 changes no bit).
+        let (smooth, ones) = (ctx.input(1)?, vec![1.0; width]);
+        let smooth = match &smooth {
+            Some(factors) => factors.try_extract_tensor::<f32>()?.1,
+            None => ones.as_slice(),
+        };
+        if width == 0 || smooth.len() != width {
+            return Err(ort::Error::new(format!(
+                "{self:?} kernel: input of shape {shape:?} against {} smoothing factors",
+                smooth.len()
+            )));
+        }
+        let mut codes = ctx
+            .output(0, shape.to_vec())?
+            .ok_or_else(|| ort::Error::new("codes output missing"))?;
+        let (_, codes) = codes.try_extract_tensor_mut::<u8>()?;
+        let rows = x.len() / width;
+        let mut row_steps = match step {
+            Step::PerRow(_) => {
+                let mut row_shape = shape.to_vec();
+                row_shape.pop();
+                row_shape.push(1);
+                Some(
+                    ctx.output(1, row_shape)?
+                        .ok_or_else(|| ort::Error::new("steps output missing"))?,
+                )
+            }
+            Step::Fixed { .. } => None,
+        };
+        let steps = match row_steps.as_mut() {
+            Some(value) => value.try_extract_tensor_mut::<f32>()?.1.as_mut_ptr(),
+            None => std::ptr::null_mut(),
+        };
+        let out = Outputs {
+            codes: codes.as_mut_ptr(),
+            steps,
+        };
+        ctx.par_for(rows.div_ceil(ROWS_PER_TASK), 0, |task| {
+            let first = task * ROWS_PER_TASK;
+            let count = ROWS_PER_TASK.min(rows - first);
+            // SAFETY: each task takes only its own rows `first..first + count`, within the
+            // `rows` rows ONNX Runtime allocated, alive until this call returns.
+            let (codes, steps) = unsafe { out.rows(first, count, width) };
+            let x = &x[first * width..][..count * width];
+            quantize_rows(x, smooth, step, codes, steps);
+        })
+    }
+}
+
+/// The outputs' first elements (`steps` null for a fixed step), shared by the intra-op tasks,
+/// each writing its own rows.
+struct Outputs {
+    codes: *mut u8,
+    steps: *mut f32,
+}
+
+impl Outputs {
+    /// Rows `first..first + count` of the outputs (no steps for a fixed step).
+    ///
+    /// # Safety
+    /// The rows lie within the outputs, and no other live slice covers them.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn rows(&self, first: usize, count: usize, width: usize) -> (&mut [u8], &mut [f32]) {
+        let steps = if self.steps.is_null() {
+            &mut []
+        } else {
+            std::slice::from_raw_parts_mut(self.steps.add(first), count)
+        };
+        (
+            std::slice::from_raw_parts_mut(self.codes.add(first * width), count * width),
+            steps,
+        )
+    }
+}
+
+// SAFETY: the pointers are only written through disjoint row ranges (see `compute`).
+unsafe impl Sync for Outputs {}
+unsafe impl Send for Outputs {}
+
+thread_local! {
+    /// One smoothed row per intra-op thread, reused across calls.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Quantizes consecutive rows of `x`, with the widest vector instructions this CPU has (the
+/// arithmetic is the same at every width, see [`super::math`]).
+fn quantize_rows(x: &[f32], smooth: &[f32], step: Step, codes: &mut [u8], steps: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512 F, checked just above.
+            return unsafe { rows_avx512(x, smooth, step, codes, steps) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { rows_avx2(x, smooth, step, codes, steps) };
+        }
+    }
+    rows(x, smooth, step, codes, steps);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn rows_avx512(x: &[f32], smooth: &[f32], step: Step, codes: &mut [u8], steps: &mut [f32]) {
+    rows(x, smooth, step, codes, steps);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn rows_avx2(x: &[f32], smooth: &[f32], step: Step, codes: &mut [u8], steps: &mut [f32]) {
+    rows(x, smooth, step, codes, steps);
+}
+
+#[inline(always)]
+fn rows(x: &[f32], smooth: &[f32], step: Step, codes: &mut [u8], steps: &mut [f32]) {
+    let width = smooth.len();
+    let rows = x.chunks_exact(width).zip(codes.chunks_exact_mut(width));
+    match step {
+        Step::PerRow(site) => SCRATCH.with_borrow_mut(|scratch| {
+            scratch.resize(width, 0.0);
+            for ((x, codes), row_step) in rows.zip(steps.iter_mut()) {
+                *row_step = smooth_quantize_row(x, smooth, site, scratch, codes);
+            }
+        }),
+        Step::Fixed { step, zero_point } => {
+            for (x, codes) in rows {
+                smooth_quantize_fixed(x, smooth, step, zero_point, codes);
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! bertqa's own CPU kernels, fused at load time into a graph the file keeps in standard ONNX
+//! operators: the file stays portable (Python ONNX Runtime, other runtimes), and bertqa runs
+//! the passes ONNX Runtime would make one at a time as one, with the same arithmetic, so the
+//! answers are the same bit for bit. Today that is where the int8 graphs quantize activations:
+//! SmoothQuant's factors with the per-token quantization after them (the GELU output of
+//! `int8-static-gelu-rowwise`, every site of `int8-rowwise`), or with a calibrated step (the
+//! other sites of `int8-static-gelu-rowwise` and `int8-static`).
+
+mod kernels;
+mod math;
+mod pattern;
+
+use crate::onnx::proto::{ModelProto, OperatorSetIdProto};
+use ort::operator::OperatorDomain;
+use prost::Message;
+
+/// The operator domain of bertqa's kernels.
+pub const DOMAIN: &str = "ai.bertqa";
+
+/// Whether graphs run ONNX Runtime's operators as written or with bertqa's fused kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Kernels {
+    /// bertqa's fused kernels where the graph has their pattern (CPU only).
+    Fused,
+    /// Every operator as the file writes it.
+    Onnx,
+}
+
+/// `model` with every fusable site replaced, and how many sites were; None when there was
+/// none, or when `model` does not hold all of `bytes`, the file it was decoded from (a field
+/// bertqa's ONNX messages do not declare would be lost in the rewrite).
+pub fn fuse(model: &ModelProto, bytes: &[u8]) -> Option<(ModelProto, usize)> {
+    let mut fused = model.clone();
+    let graph = fused.graph.as_mut()?;
+    // Per-row sites first: their `QuantizeLinear`s would otherwise look like fixed-step ones.
+    let sites =
+        pattern::replace_row_sites(graph, DOMAIN) + pattern::replace_step_sites(graph, DOMAIN);
+    if sites == 0 || model.encode_to_vec() != bytes {
+        return None;
+    }
+    fused.opset_import.push(OperatorSetIdProto {
+        domain: DOMAIN.into(),
+        version: 1,
+    });
+    Some((fused, sites))
+}
+
+/// The operators a fused graph needs, to register on its session.
+pub fn operators() -> ort::Result<OperatorDomain> {
+    OperatorDomain::new(DOMAIN)?
+        .add(kernels::SmoothRowQuantize)?
+        .add(kernels::SmoothQuantize)
+}

@@ -1,0 +1,284 @@
+//! Finds the per-token quantization sites the exporter writes (`onnx::bert::dense`) in a
+//! graph and replaces each by one node of bertqa's [`kernels`](super::kernels). A site is
+//! replaced only when every node, constant and consumer is exactly what the exporter writes;
+//! anything else stays as the file has it.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::onnx::proto::{data_type, AttributeProto, GraphProto, NodeProto, TensorProto};
+
+/// One site found: the nodes it replaces and the node that replaces them.
+struct Site {
+    replaced: Vec<usize>,
+    /// Where the new node goes (the `QuantizeLinear` it ends with, after all its inputs).
+    at: usize,
+    node: NodeProto,
+}
+
+/// The graph's wiring: who makes each value, who reads it, and the constants.
+struct Wiring<'g> {
+    nodes: &'g [NodeProto],
+    producer: HashMap<&'g str, usize>,
+    consumers: HashMap<&'g str, Vec<usize>>,
+    constants: HashMap<&'g str, &'g TensorProto>,
+}
+
+impl<'g> Wiring<'g> {
+    fn of(graph: &'g GraphProto) -> Self {
+        let mut producer = HashMap::new();
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, node) in graph.node.iter().enumerate() {
+            for output in &node.output {
+                producer.insert(output.as_str(), i);
+            }
+            for input in &node.input {
+                consumers.entry(input.as_str()).or_default().push(i);
+            }
+        }
+        let constants = graph
+            .initializer
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
+        Self {
+            nodes: &graph.node,
+            producer,
+            consumers,
+            constants,
+        }
+    }
+
+    /// The node making `value` when it is a default-domain `op` with `arity` inputs.
+    fn made_by(&self, value: &str, op: &str, arity: usize) -> Option<usize> {
+        let i = *self.producer.get(value)?;
+        let node = &self.nodes[i];
+        (node.op_type == op && node.domain.is_empty() && node.input.len() == arity).then_some(i)
+    }
+
+    /// The single reader of `value` when it is a default-domain `op`.
+    fn only_reader(&self, value: &str, op: &str) -> Option<usize> {
+        match self.consumers.get(value)?.as_slice() {
+            [i] if self.nodes[*i].op_type == op && self.nodes[*i].domain.is_empty() => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// Whether `value` has exactly the readers `readers`.
+    fn read_only_by(&self, value: &str, readers: &[usize]) -> bool {
+        let mut found = self.consumers.get(value).cloned().unwrap_or_default();
+        found.sort_unstable();
+        let mut expected = readers.to_vec();
+        expected.sort_unstable();
+        found == expected
+    }
+
+    /// The constant `name` when it is one f32.
+    fn scalar(&self, name: &str) -> Option<f32> {
+        let tensor = self.constants.get(name)?;
+        let bytes: [u8; 4] = tensor.raw_data.as_slice().try_into().ok()?;
+        (tensor.data_type == data_type::FLOAT && tensor.dims.iter().product::<i64>() == 1)
+            .then(|| f32::from_le_bytes(bytes))
+    }
+
+    fn is_scalar(&self, name: &str, value: f32) -> bool {
+        self.scalar(name)
+            .is_some_and(|v| (v - value).abs() <= 1e-6 * value.abs())
+    }
+
+    /// Whether `name` is a constant f32 vector (the smoothing factors).
+    fn is_vector(&self, name: &str) -> bool {
+        self.constants.get(name).is_some_and(|t| {
+            t.data_type == data_type::FLOAT
+                && t.dims.len() == 1
+                && t.raw_data.len() == 4 * t.dims[0] as usize
+        })
+    }
+
+    /// Whether `name` is one u8 (a zero point).
+    fn is_u8_scalar(&self, name: &str) -> bool {
+        self.constants
+            .get(name)
+            .is_some_and(|t| t.data_type == data_type::UINT8 && t.raw_data.len() == 1)
+    }
+
+    fn node(&self, i: usize) -> &'g NodeProto {
+        &self.nodes[i]
+    }
+}
+
+/// Whether a `ReduceMax` keeps the last axis only, as a row maximum with its dimension kept.
+fn is_row_max(node: &NodeProto) -> bool {
+    let attribute = |name: &str| {
+        node.attribute
+            .iter()
+            .find(|a: &&AttributeProto| a.name == name)
+    };
+    attribute("axes").is_some_and(|a| a.ints == [-1])
+        && attribute("keepdims").is_none_or(|a| a.i == 1)
+}
+
+/// The site whose `Abs` is node `abs`, if it is one: `Abs`, `ReduceMax` over the row, `Max`
+/// with a floor, the step (max / levels) and its inverse, `Mul` by the inverse and
+/// `QuantizeLinear` with unit step and a u8 zero point; with the SmoothQuant `Mul` by constant
+/// factors before it taken in too when nothing else reads its product.
+fn site_at(w: &Wiring, abs: usize, domain: &str, name: &str) -> Option<Site> {
+    let scaled = w.node(abs).input.first()?.as_str();
+    let row_max = w.only_reader(&w.node(abs).output[0], "ReduceMax")?;
+    let floored = w.only_reader(&w.node(row_max).output[0], "Max")?;
+    let floor = w.node(floored).input.get(1)?.as_str();
+    let [step, inverse] = step_and_inverse(w, &w.node(floored).output[0])?;
+    let levels = w.node(step).input[1].as_str();
+    let rescale = w.only_reader(&w.node(inverse).output[0], "Mul")?;
+    let quantize = w.only_reader(&w.node(rescale).output[0], "QuantizeLinear")?;
+    let quantize_inputs = &w.node(quantize).input;
+    let matches = is_row_max(w.node(row_max))
+        && w.scalar(floor).is_some()
+        && w.scalar(levels).is_some()
+        && w.node(rescale).input.iter().any(|i| i == scaled)
+        && quantize_inputs.len() == 3
+        && w.is_scalar(&quantize_inputs[1], 1.0)
+        && w.is_u8_scalar(&quantize_inputs[2]);
+    if !matches {
+        return None;
+    }
+    let smoothing = w
+        .made_by(scaled, "Mul", 2)
+        .filter(|&m| w.is_vector(&w.node(m).input[1]) && w.read_only_by(scaled, &[abs, rescale]));
+    let (activation, smooth) = match smoothing {
+        Some(m) => (w.node(m).input[0].as_str(), w.node(m).input[1].as_str()),
+        None => (scaled, ""),
+    };
+    let node = NodeProto {
+        input: [
+            activation,
+            smooth,
+            levels,
+            floor,
+            quantize_inputs[2].as_str(),
+        ]
+        .map(String::from)
+        .to_vec(),
+        output: vec![
+            w.node(quantize).output[0].clone(),
+            w.node(step).output[0].clone(),
+        ],
+        name: name.into(),
+        op_type: super::kernels::PER_ROW.into(),
+        attribute: Vec::new(),
+        domain: domain.into(),
+    };
+    let mut replaced = vec![abs, row_max, floored, step, inverse, rescale, quantize];
+    replaced.extend(smoothing);
+    Some(Site {
+        replaced,
+        at: quantize,
+        node,
+    })
+}
+
+/// The two `Div`s reading the floored row maximum: max / levels (the step) and levels / max
+/// (its inverse), in that order.
+fn step_and_inverse(w: &Wiring, largest: &str) -> Option<[usize; 2]> {
+    let readers = w.consumers.get(largest)?;
+    let [a, b] = readers.as_slice() else {
+        return None;
+    };
+    let is_div = |i: usize| w.node(i).op_type == "Div" && w.node(i).input.len() == 2;
+    if !(is_div(*a) && is_div(*b)) {
+        return None;
+    }
+    let step = [*a, *b]
+        .into_iter()
+        .find(|&i| w.node(i).input[0] == largest)?;
+    let inverse = [*a, *b]
+        .into_iter()
+        .find(|&i| w.node(i).input[1] == largest)?;
+    (step != inverse && w.node(step).input[1] == w.node(inverse).input[0])
+        .then_some([step, inverse])
+}
+
+/// Replaces every per-token quantization site of `graph` by one `domain` node, drops the
+/// constants no node reads any more, and returns how many sites it replaced.
+pub fn replace_row_sites(graph: &mut GraphProto, domain: &str) -> usize {
+    let sites: Vec<Site> = {
+        let wiring = Wiring::of(graph);
+        (0..graph.node.len())
+            .filter(|&i| graph.node[i].op_type == "Abs" && graph.node[i].domain.is_empty())
+            .enumerate()
+            .filter_map(|(k, abs)| {
+                site_at(&wiring, abs, domain, &format!("smooth_row_quantize_{k}"))
+            })
+            .collect()
+    };
+    rebuild(graph, sites)
+}
+
+/// Replaces every SmoothQuant `Mul` by constant factors whose product only a `QuantizeLinear`
+/// with a constant step and u8 zero point reads by one `domain` node, as
+/// [`replace_row_sites`] does.
+pub fn replace_step_sites(graph: &mut GraphProto, domain: &str) -> usize {
+    let sites: Vec<Site> = {
+        let w = Wiring::of(graph);
+        (0..graph.node.len())
+            .filter(|&i| {
+                graph.node[i].op_type == "QuantizeLinear" && graph.node[i].domain.is_empty()
+            })
+            .enumerate()
+            .filter_map(|(k, quantize)| {
+                let inputs = &w.node(quantize).input;
+                let smoothing = w.made_by(inputs.first()?, "Mul", 2)?;
+                let [activation, smooth] = [0, 1].map(|i| w.node(smoothing).input[i].as_str());
+                let matches = inputs.len() == 3
+                    && w.scalar(&inputs[1]).is_some()
+                    && w.is_u8_scalar(&inputs[2])
+                    && w.is_vector(smooth)
+                    && w.read_only_by(&inputs[0], &[quantize]);
+                matches.then(|| Site {
+                    replaced: vec![smoothing, quantize],
+                    at: quantize,
+                    node: NodeProto {
+                        input: [activation, smooth, inputs[1].as_str(), inputs[2].as_str()]
+                            .map(String::from)
+                            .to_vec(),
+                        output: w.node(quantize).output.clone(),
+                        name: format!("smooth_quantize_{k}"),
+                        op_type: super::kernels::FIXED_STEP.into(),
+                        attribute: Vec::new(),
+                        domain: domain.into(),
+                    },
+                })
+            })
+            .collect()
+    };
+    rebuild(graph, sites)
+}
+
+/// `graph` with each site's nodes replaced by its node and the constants no node reads any
+/// more dropped; returns how many sites there were.
+fn rebuild(graph: &mut GraphProto, sites: Vec<Site>) -> usize {
+    if sites.is_empty() {
+        return 0;
+    }
+    let replaced: HashSet<usize> = sites
+        .iter()
+        .flat_map(|s| s.replaced.iter().copied())
+        .collect();
+    let count = sites.len();
+    let mut new_nodes: HashMap<usize, NodeProto> =
+        sites.into_iter().map(|s| (s.at, s.node)).collect();
+    let nodes = std::mem::take(&mut graph.node);
+    for (i, node) in nodes.into_iter().enumerate() {
+        if let Some(fused) = new_nodes.remove(&i) {
+            graph.node.push(fused);
+        } else if !replaced.contains(&i) {
+            graph.node.push(node);
+        }
+    }
+    let read: HashSet<String> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().cloned())
+        .collect();
+    graph.initializer.retain(|t| read.contains(&t.name));
+    count
+}
