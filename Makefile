@@ -13,9 +13,11 @@ run:
 	scripts/setup-native.sh --no-libtorch
 	scripts/run-server.sh "$(MODEL_DIR)"
 
-## Every test, training code included.
+## Every test, training code included; then the fused CPU kernels' tests optimized, where their
+## vector paths are vectorized (the comparison of widths means nothing unoptimized).
 test: setup
 	cargo test --all-features
+	cargo test --release --lib runtime::fused
 
 ## The HTTP contract: schemathesis (every check) against a running server, 0 failures.
 contract-test: setup

@@ -275,3 +275,87 @@ fn rows(x: &[f32], smooth: &[f32], step: Step, codes: &mut [u8], steps: &mut [f3
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of varied magnitudes (ties and values past the codes' range included) and
+    /// factors, deterministic.
+    fn rows_and_factors(width: usize, count: usize) -> (Vec<f32>, Vec<f32>) {
+        let x = (0..width * count)
+            .map(|i| {
+                let wave = ((i * 7919 % 1000) as f32 - 500.0) / 50.0;
+                if i % 97 == 0 {
+                    0.5
+                } else {
+                    wave * (1 + i / width) as f32
+                }
+            })
+            .collect();
+        let smooth = (0..width).map(|i| 0.25 + (i % 13) as f32 * 0.125).collect();
+        (x, smooth)
+    }
+
+    /// The codes and steps of every instruction-set path this CPU has, for `step`.
+    fn every_path(x: &[f32], smooth: &[f32], step: Step) -> Vec<(Vec<u8>, Vec<f32>)> {
+        let rows_of = |run: &dyn Fn(&mut [u8], &mut [f32])| {
+            let (mut codes, mut steps) = (vec![0u8; x.len()], vec![0.0; x.len() / smooth.len()]);
+            run(&mut codes, &mut steps);
+            (codes, steps)
+        };
+        let mut results = Vec::new();
+        SCRATCH.with_borrow_mut(|scratch| scratch.resize(smooth.len(), 0.0));
+        results.push(rows_of(&|c, s| rows(x, smooth, step, c, s)));
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: checked just above.
+                results.push(rows_of(&|c, s| unsafe { rows_avx2(x, smooth, step, c, s) }));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: checked just above.
+                results.push(rows_of(&|c, s| unsafe {
+                    rows_avx512(x, smooth, step, c, s)
+                }));
+            }
+        }
+        results
+    }
+
+    /// Meaningful in an optimized build, where the paths are vectorized at their widths:
+    /// `make test` runs this module with `--release` too.
+    #[test]
+    fn every_vector_width_gives_the_same_codes_and_steps() {
+        let (x, smooth) = rows_and_factors(1536 + 5, 9);
+        let steps = [
+            Step::PerRow(RowQuantization {
+                levels: 127.0,
+                floor: 1e-12,
+                zero_point: 128,
+            }),
+            Step::Fixed {
+                step: 0.37,
+                zero_point: 128,
+            },
+        ];
+        for step in steps {
+            let results = every_path(&x, &smooth, step);
+            #[cfg(target_arch = "x86_64")]
+            assert!(
+                results.len() >= 2,
+                "every x86-64 CPU bertqa runs on has AVX2"
+            );
+            for other in &results[1..] {
+                assert!(other == &results[0], "{step:?}: a vector width differs");
+            }
+            if let Step::Fixed { .. } = step {
+                let codes = &results[0].0;
+                assert!(
+                    codes.contains(&0) && codes.contains(&255),
+                    "the clamp is exercised"
+                );
+            }
+        }
+    }
+}
