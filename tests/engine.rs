@@ -120,12 +120,7 @@ fn batching_effect(engine: &mut Engine, windows: &[bertqa::qa::features::Window]
 fn rowwise_int8_answers_do_not_depend_on_batch_mates() {
     let dir = tempfile::tempdir().unwrap();
     let folder = common::tiny_model_folder(dir.path());
-    let rowwise = dir.path().join("rowwise");
-    let options = ExportOptions {
-        int8: Some(bertqa::onnx::bert::WeightFormat::Int8Rowwise),
-        ..ExportOptions::default()
-    };
-    export_model_folder(&dir.path().join("checkpoint"), &rowwise, &options).unwrap();
+    let rowwise = common::tiny_int8_export(dir.path(), WeightFormat::Int8Rowwise, "rowwise");
     assert_batch_invariant_and_close_to_fp32(&folder, &rowwise, "row-wise int8");
 }
 
@@ -340,13 +335,7 @@ fn correlation(pairs: &[(f32, f32)]) -> f64 {
 fn mixed_int8_keeps_the_feed_forward_down_projection_in_fp32() {
     let dir = tempfile::tempdir().unwrap();
     let folder = common::tiny_model_folder(dir.path());
-    let checkpoint = dir.path().join("checkpoint");
-    let mixed = dir.path().join("mixed");
-    let options = ExportOptions {
-        int8: Some(bertqa::onnx::bert::WeightFormat::Int8Mixed),
-        ..ExportOptions::default()
-    };
-    export_model_folder(&checkpoint, &mixed, &options).unwrap();
+    let mixed = common::tiny_int8_export(dir.path(), WeightFormat::Int8Mixed, "mixed");
     let size = |p: PathBuf| std::fs::metadata(p).unwrap().len();
     let (all, part, fp32) = (
         size(folder.join("model-int8.onnx")),

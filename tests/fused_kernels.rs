@@ -10,7 +10,6 @@ use prost::Message;
 
 use bertqa::onnx::bert::WeightFormat;
 use bertqa::onnx::proto::{data_type, ModelProto};
-use bertqa::pipeline::export::{export_model_folder, ExportOptions};
 use bertqa::qa::batch::PaddedBatch;
 use bertqa::qa::features::{Featurizer, WindowConfig};
 use bertqa::qa::squad::load_squad;
@@ -93,12 +92,7 @@ fn the_shipped_graph_fuses_every_quantization_site_and_answers_bit_for_bit() {
 fn a_rowwise_export_fuses_every_site_and_a_site_unlike_the_exporters_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     common::tiny_model_folder(dir.path());
-    let rowwise = dir.path().join("rowwise");
-    let options = ExportOptions {
-        int8: Some(WeightFormat::Int8Rowwise),
-        ..ExportOptions::default()
-    };
-    export_model_folder(&dir.path().join("checkpoint"), &rowwise, &options).unwrap();
+    let rowwise = common::tiny_int8_export(dir.path(), WeightFormat::Int8Rowwise, "rowwise");
     let (bytes, model) = int8_graph(&rowwise);
     let layers = 2;
     assert_eq!(fuse(&model, &bytes).map(|(_, n)| n), Some(4 * layers));

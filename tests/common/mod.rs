@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use bertqa::model::BertConfig;
+use bertqa::onnx::bert::WeightFormat;
 use bertqa::pipeline::export::{export_model_folder, write_random_checkpoint, ExportOptions};
 use bertqa::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
 use bertqa::qa::batch::PaddedBatch;
@@ -66,6 +67,18 @@ pub fn tiny_model_folder(dir: &Path) -> PathBuf {
     let out = dir.join("model");
     let written = export_model_folder(&checkpoint, &out, &ExportOptions::default()).unwrap();
     assert_eq!(written.len(), 2);
+    out
+}
+
+/// The checkpoint [`tiny_model_folder`] wrote under `dir`, exported again with int8 weights in
+/// `format` (no calibration data) to `dir/name`.
+pub fn tiny_int8_export(dir: &Path, format: WeightFormat, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let options = ExportOptions {
+        int8: Some(format),
+        ..ExportOptions::default()
+    };
+    export_model_folder(&dir.join("checkpoint"), &out, &options).unwrap();
     out
 }
 

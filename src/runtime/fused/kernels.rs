@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use ort::operator::{
     ComputeContext, Kernel, KernelContext, Operator, OperatorInput, OperatorOutput,
 };
-use ort::value::{PrimitiveTensorElementType, TensorElementType};
+use ort::value::{PrimitiveTensorElementType, TensorElementType, ValueRef};
 
 use super::math::{smooth_quantize_fixed, smooth_quantize_row, RowQuantization};
 
@@ -103,14 +103,18 @@ enum Step {
     Fixed { step: f32, zero_point: u8 },
 }
 
+/// Input `i`, which the operator declares required.
+fn required(ctx: &ComputeContext, i: usize) -> ort::Result<ValueRef<'_>> {
+    ctx.input(i)?
+        .ok_or_else(|| ort::Error::new(format!("input {i} is missing")))
+}
+
 /// The first value of input `i`, a scalar constant of the site.
 fn first<T: PrimitiveTensorElementType + Copy + std::fmt::Debug>(
     ctx: &ComputeContext,
     i: usize,
 ) -> ort::Result<T> {
-    let value = ctx
-        .input(i)?
-        .ok_or_else(|| ort::Error::new(format!("input {i} is missing")))?;
+    let value = required(ctx, i)?;
     let (_, values) = value.try_extract_tensor::<T>()?;
     values
         .first()
@@ -124,31 +128,29 @@ const ROWS_PER_TASK: usize = 16;
 
 impl Kernel for QuantizeKernel {
     fn compute(&mut self, ctx: &ComputeContext) -> ort::Result<()> {
-        let input = |i: usize| {
-            ctx.input(i)?
-                .ok_or_else(|| ort::Error::new(format!("{self:?} kernel: input {i} is missing")))
-        };
-        let scalar = |i: usize| first::<f32>(ctx, i);
-        let code_of_zero = |i: usize| first::<u8>(ctx, i);
         let step = match self {
             Self::PerRow => Step::PerRow(RowQuantization {
-                levels: scalar(2)?,
-                floor: scalar(3)?,
-                zero_point: code_of_zero(4)?,
+                levels: first::<f32>(ctx, 2)?,
+                floor: first::<f32>(ctx, 3)?,
+                zero_point: first::<u8>(ctx, 4)?,
             }),
             Self::FixedStep => Step::Fixed {
-                step: scalar(2)?,
-                zero_point: code_of_zero(3)?,
+                step: first::<f32>(ctx, 2)?,
+                zero_point: first::<u8>(ctx, 3)?,
             },
         };
-        let x = input(0)?;
+        let x = required(ctx, 0)?;
         let (shape, x) = x.try_extract_tensor::<f32>()?;
         let width = shape.last().map_or(0, |&w| w as usize);
-        // Without smoothing factors the row is quantized as it is (x 1.0 changes no bit).
-        let (smooth, ones) = (ctx.input(1)?, vec![1.0; width]);
-        let smooth = match &smooth {
+        let factors = ctx.input(1)?;
+        let ones;
+        let smooth = match &factors {
             Some(factors) => factors.try_extract_tensor::<f32>()?.1,
-            None => ones.as_slice(),
+            // Without smoothing factors the row is quantized as it is (x 1.0 changes no bit).
+            None => {
+                ones = vec![1.0; width];
+                ones.as_slice()
+            }
         };
         if width == 0 || smooth.len() != width {
             return Err(ort::Error::new(format!(

@@ -30,19 +30,18 @@ pub enum Kernels {
 /// none, or when `model` does not hold all of `bytes`, the file it was decoded from (a field
 /// bertqa's ONNX messages do not declare would be lost in the rewrite).
 pub fn fuse(model: &ModelProto, bytes: &[u8]) -> Option<(ModelProto, usize)> {
-    let mut fused = model.clone();
-    let graph = fused.graph.as_mut()?;
-    // Per-row sites first: their `QuantizeLinear`s would otherwise look like fixed-step ones.
-    let sites =
-        pattern::replace_row_sites(graph, DOMAIN) + pattern::replace_step_sites(graph, DOMAIN);
-    if sites == 0 || model.encode_to_vec() != bytes {
+    let sites = pattern::find_sites(model.graph.as_ref()?, DOMAIN);
+    if sites.is_empty() || model.encode_to_vec() != bytes {
         return None;
     }
+    let count = sites.len();
+    let mut fused = model.clone();
+    pattern::replace(fused.graph.as_mut()?, sites);
     fused.opset_import.push(OperatorSetIdProto {
         domain: DOMAIN.into(),
         version: 1,
     });
-    Some((fused, sites))
+    Some((fused, count))
 }
 
 /// The operators a fused graph needs, to register on its session.

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use crate::onnx::proto::{data_type, AttributeProto, GraphProto, NodeProto, TensorProto};
 
 /// One site found: the nodes it replaces and the node that replaces them.
-struct Site {
+pub struct Site {
     replaced: Vec<usize>,
     /// Where the new node goes (the `QuantizeLinear` it ends with, after all its inputs).
     at: usize,
@@ -197,73 +197,60 @@ fn step_and_inverse(w: &Wiring, largest: &str) -> Option<[usize; 2]> {
         .then_some([step, inverse])
 }
 
-/// Replaces every per-token quantization site of `graph` by one `domain` node, drops the
-/// constants no node reads any more, and returns how many sites it replaced.
-pub fn replace_row_sites(graph: &mut GraphProto, domain: &str) -> usize {
-    let sites: Vec<Site> = {
-        let wiring = Wiring::of(graph);
-        (0..graph.node.len())
-            .filter(|&i| graph.node[i].op_type == "Abs" && graph.node[i].domain.is_empty())
-            .enumerate()
-            .filter_map(|(k, abs)| {
-                site_at(&wiring, abs, domain, &format!("smooth_row_quantize_{k}"))
-            })
-            .collect()
-    };
-    rebuild(graph, sites)
+/// The SmoothQuant `Mul` by constant factors whose product only a `QuantizeLinear` with a
+/// constant step and u8 zero point reads, as one site, if node `quantize` ends one.
+fn step_site_at(w: &Wiring, quantize: usize, domain: &str, name: &str) -> Option<Site> {
+    let inputs = &w.node(quantize).input;
+    let smoothing = w.made_by(inputs.first()?, "Mul", 2)?;
+    let [activation, smooth] = [0, 1].map(|i| w.node(smoothing).input[i].as_str());
+    let matches = inputs.len() == 3
+        && w.scalar(&inputs[1]).is_some()
+        && w.is_u8_scalar(&inputs[2])
+        && w.is_vector(smooth)
+        && w.read_only_by(&inputs[0], &[quantize]);
+    matches.then(|| Site {
+        replaced: vec![smoothing, quantize],
+        at: quantize,
+        node: NodeProto {
+            input: [activation, smooth, inputs[1].as_str(), inputs[2].as_str()]
+                .map(String::from)
+                .to_vec(),
+            output: w.node(quantize).output.clone(),
+            name: name.into(),
+            op_type: super::kernels::FIXED_STEP.into(),
+            attribute: Vec::new(),
+            domain: domain.into(),
+        },
+    })
 }
 
-/// Replaces every SmoothQuant `Mul` by constant factors whose product only a `QuantizeLinear`
-/// with a constant step and u8 zero point reads by one `domain` node, as
-/// [`replace_row_sites`] does.
-pub fn replace_step_sites(graph: &mut GraphProto, domain: &str) -> usize {
-    let sites: Vec<Site> = {
-        let w = Wiring::of(graph);
-        (0..graph.node.len())
-            .filter(|&i| {
-                graph.node[i].op_type == "QuantizeLinear" && graph.node[i].domain.is_empty()
-            })
-            .enumerate()
-            .filter_map(|(k, quantize)| {
-                let inputs = &w.node(quantize).input;
-                let smoothing = w.made_by(inputs.first()?, "Mul", 2)?;
-                let [activation, smooth] = [0, 1].map(|i| w.node(smoothing).input[i].as_str());
-                let matches = inputs.len() == 3
-                    && w.scalar(&inputs[1]).is_some()
-                    && w.is_u8_scalar(&inputs[2])
-                    && w.is_vector(smooth)
-                    && w.read_only_by(&inputs[0], &[quantize]);
-                matches.then(|| Site {
-                    replaced: vec![smoothing, quantize],
-                    at: quantize,
-                    node: NodeProto {
-                        input: [activation, smooth, inputs[1].as_str(), inputs[2].as_str()]
-                            .map(String::from)
-                            .to_vec(),
-                        output: w.node(quantize).output.clone(),
-                        name: format!("smooth_quantize_{k}"),
-                        op_type: super::kernels::FIXED_STEP.into(),
-                        attribute: Vec::new(),
-                        domain: domain.into(),
-                    },
-                })
-            })
-            .collect()
-    };
-    rebuild(graph, sites)
+/// Every site of `graph` bertqa's kernels can run, as `domain` nodes: the per-token sites
+/// (found from their `Abs`) and the calibrated-step ones (from their `QuantizeLinear`). No
+/// node belongs to two: a per-token site's `QuantizeLinear` reads the rescaling `Mul`, whose
+/// second input is no constant, and its factors' product has two readers.
+pub fn find_sites(graph: &GraphProto, domain: &str) -> Vec<Site> {
+    let wiring = Wiring::of(graph);
+    let found = graph
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.domain.is_empty());
+    found
+        .filter_map(|(i, node)| match node.op_type.as_str() {
+            "Abs" => site_at(&wiring, i, domain, &format!("smooth_row_quantize_{i}")),
+            "QuantizeLinear" => step_site_at(&wiring, i, domain, &format!("smooth_quantize_{i}")),
+            _ => None,
+        })
+        .collect()
 }
 
-/// `graph` with each site's nodes replaced by its node and the constants no node reads any
-/// more dropped; returns how many sites there were.
-fn rebuild(graph: &mut GraphProto, sites: Vec<Site>) -> usize {
-    if sites.is_empty() {
-        return 0;
-    }
+/// `graph` with each site's nodes (found in it by [`find_sites`]) replaced by its node, and
+/// the constants no node reads any more dropped.
+pub fn replace(graph: &mut GraphProto, sites: Vec<Site>) {
     let replaced: HashSet<usize> = sites
         .iter()
         .flat_map(|s| s.replaced.iter().copied())
         .collect();
-    let count = sites.len();
     let mut new_nodes: HashMap<usize, NodeProto> =
         sites.into_iter().map(|s| (s.at, s.node)).collect();
     let nodes = std::mem::take(&mut graph.node);
@@ -280,5 +267,4 @@ fn rebuild(graph: &mut GraphProto, sites: Vec<Site>) -> usize {
         .flat_map(|n| n.input.iter().cloned())
         .collect();
     graph.initializer.retain(|t| read.contains(&t.name));
-    count
 }
