@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Resident memory of `bertqa serve` (default model, release build, or $BERTQA_BIN) per number
-# of inference workers: when ready (every worker warmed with the largest batch) and after the
+# of inference workers (no lone-batch session): when ready (every worker warmed with the largest batch) and after the
 # first QUESTIONS dev v1.1 questions at 8 clients. Prints one markdown row per worker count.
 # Usage: scripts/bench-worker-memory.sh [WORKERS] [QUESTIONS]   (default "1 2 4", 500)
 set -euo pipefail
@@ -16,7 +16,7 @@ echo "| workers (1 thread each) | ready MiB | after $questions questions, 8 clie
 echo "| --- | --- | --- | --- |"
 for workers in "${counts[@]}"; do
   "${BERTQA_BIN:-$CARGO_TARGET_DIR/release/bertqa}" serve --host 127.0.0.1 --port 18093 \
-    --log-format json --workers "$workers" --threads 1 >/dev/null 2>&1 &
+    --log-format json --workers "$workers" --threads 1 --lone-batch-threads 0 >/dev/null 2>&1 &
   LOAD_SERVER=$!
   scripts/wait-ready.sh 18093
   ready="$(rss_mib "$LOAD_SERVER")"

@@ -242,6 +242,43 @@ async fn concurrent_requests_batched_together_get_their_unbatched_answers() {
     batched.stop().await.unwrap();
 }
 
+/// The answers of `server` to `bodies`, all sent at once.
+async fn answers_at_once(server: &TestServer, bodies: &[Value]) -> Vec<Value> {
+    let handles: Vec<_> = bodies
+        .iter()
+        .map(|body| {
+            let (client, url, body) = (server.client.clone(), server.url("/answer"), body.clone());
+            tokio::spawn(async move {
+                let response = client.post(url).json(&body).send().await.unwrap();
+                response.json::<Value>().await.unwrap()
+            })
+        })
+        .collect();
+    let mut answers = vec![];
+    for handle in handles {
+        answers.push(handle.await.unwrap());
+    }
+    answers
+}
+
+/// Each worker runs the same graph: neither the session nor the batch-mates may change an
+/// answer's span (fp32, as in the batching test above).
+fn assert_same_spans(got: &[Value], want: &[Value]) {
+    assert_eq!(got.len(), want.len());
+    for (got, want) in got.iter().zip(want) {
+        assert_eq!(
+            (&got["answer"], &got["start"], &got["end"]),
+            (&want["answer"], &want["start"], &want["end"])
+        );
+    }
+}
+
+/// Batches run by `worker` (an index, or `lone`) according to `/metrics` text.
+fn worker_batches(text: &str, worker: &str) -> f64 {
+    let series = format!("bertqa_worker_batches_total{{worker=\"{worker}\"}}");
+    metric(text, &series).unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_workers_share_the_batches_and_give_one_workers_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -265,42 +302,47 @@ async fn several_workers_share_the_batches_and_give_one_workers_answers() {
     one.stop().await.unwrap();
 
     // Small batches, so that the 48 questions make many batches for 3 workers to share.
-    let flags = ["--workers", "3", "--max-batch-size", "4", "--graph", "fp32"];
-    let three = TestServer::start(config(&folder, &flags)).await;
-    let handles: Vec<_> = bodies
-        .iter()
-        .map(|body| {
-            let (client, url, body) = (three.client.clone(), three.url("/answer"), body.clone());
-            tokio::spawn(async move {
-                let response = client.post(url).json(&body).send().await.unwrap();
-                response.json::<Value>().await.unwrap()
-            })
-        })
-        .collect();
-    for (handle, want) in handles.into_iter().zip(&expected) {
-        let got = handle.await.unwrap();
-        // Each worker runs the same graph: neither the worker nor the batch-mates may
-        // change an answer (fp32, as in the batching test above).
-        assert_eq!(
-            (&got["answer"], &got["start"], &got["end"]),
-            (&want["answer"], &want["start"], &want["end"])
-        );
-    }
+    let flags = ["--workers", "3", "--lone-batch-threads", "0"];
+    let small = ["--max-batch-size", "4", "--graph", "fp32"];
+    let three = TestServer::start(config(&folder, &[&flags[..], &small].concat())).await;
+    assert_same_spans(&answers_at_once(&three, &bodies).await, &expected);
     let (_, info) = three.get_text("/info").await;
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(
         (info["workers"].as_u64(), info["threads"].as_u64()),
         (Some(3), Some(1))
     );
+    assert!(info["lone_batch_threads"].is_null(), "{info}");
     let (_, text) = three.get_text("/metrics").await;
     let busy = (0..3)
-        .filter(|w| {
-            let series = format!("bertqa_worker_batches_total{{worker=\"{w}\"}}");
-            metric(&text, &series).unwrap_or(0.0) > 0.0
-        })
+        .filter(|w| worker_batches(&text, &w.to_string()) > 0.0)
         .count();
     assert!(busy >= 2, "only {busy} of 3 workers ran a batch:\n{text}");
     three.stop().await.unwrap();
+
+    // A lone-batch session beside two workers: questions sent one at a time are each all the
+    // work there is and run on it; a burst runs on the workers too.
+    let flags = ["--workers", "2", "--lone-batch-threads", "2"];
+    let lone = TestServer::start(config(&folder, &[&flags[..], &small].concat())).await;
+    let mut one_by_one = vec![];
+    for body in &bodies[..8] {
+        one_by_one.push(lone.post_json("/answer", body).await.1);
+    }
+    assert_same_spans(&one_by_one, &expected[..8]);
+    let (_, text) = lone.get_text("/metrics").await;
+    let batches = metric(&text, "bertqa_batch_size_count").unwrap();
+    assert_eq!(worker_batches(&text, "lone"), batches, "{text}");
+    assert_same_spans(&answers_at_once(&lone, &bodies).await, &expected);
+    let (_, text) = lone.get_text("/metrics").await;
+    let on_workers = worker_batches(&text, "0") + worker_batches(&text, "1");
+    assert!(
+        on_workers > 0.0,
+        "a burst of 48 ran on the lone session only:\n{text}"
+    );
+    let (_, info) = lone.get_text("/info").await;
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["lone_batch_threads"].as_u64(), Some(2), "{info}");
+    lone.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,6 +67,25 @@ pub trait WindowBackend {
 
     /// Logits of each window of `group` (at least as long as the window).
     fn run(&mut self, group: &[&Window]) -> Result<Vec<WindowLogits>, Self::Error>;
+
+    /// Logits of every group, in order, calling `done` with each group's size as it comes
+    /// back. One after another here; a backend that can keep several groups in flight (the
+    /// service's queue, whose workers would otherwise wait for the caller between groups)
+    /// overrides it.
+    fn run_groups(
+        &mut self,
+        groups: &[Vec<&Window>],
+        done: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Vec<WindowLogits>>, Self::Error> {
+        groups
+            .iter()
+            .map(|group| {
+                let rows = self.run(group)?;
+                done(group.len());
+                Ok(rows)
+            })
+            .collect()
+    }
 }
 
 /// A backend that runs each group as one padded batch: the engines (tch, ONNX Runtime)
@@ -146,10 +165,26 @@ where
     let flat: Vec<&Window> = windows.iter().flatten().collect();
     let lengths: Vec<usize> = flat.iter().map(|w| w.len()).collect();
     let mut logits: Vec<WindowLogits> = vec![WindowLogits::default(); flat.len()];
+    let plans = plan_by_length(&lengths, config.max_batch_windows, config.max_batch_tokens);
+    let groups: Vec<Vec<&Window>> = plans
+        .iter()
+        .map(|plan| plan.iter().map(|&i| flat[i]).collect())
+        .collect();
     let mut done = 0;
-    for plan in plan_by_length(&lengths, config.max_batch_windows, config.max_batch_tokens) {
-        let group: Vec<&Window> = plan.iter().map(|&i| flat[i]).collect();
-        let rows = backend.run(&group).map_err(PredictError::Backend)?;
+    let mut report = |windows: usize| {
+        done += windows;
+        progress(done, flat.len());
+    };
+    let answered = backend
+        .run_groups(&groups, &mut report)
+        .map_err(PredictError::Backend)?;
+    if answered.len() != plans.len() {
+        return Err(PredictError::LogitCount {
+            got: answered.iter().map(Vec::len).sum(),
+            sent: flat.len(),
+        });
+    }
+    for (plan, rows) in plans.iter().zip(answered) {
         if rows.len() != plan.len() {
             return Err(PredictError::LogitCount {
                 got: rows.len(),
@@ -159,8 +194,6 @@ where
         for (&i, row) in plan.iter().zip(rows) {
             logits[i] = row;
         }
-        done += plan.len();
-        progress(done, flat.len());
     }
     let mut next = 0;
     let mut predictions = Vec::with_capacity(examples.len());

@@ -53,21 +53,30 @@ pub struct ServeConfig {
     #[arg(long, env = "BERTQA_KERNELS", value_enum, default_value_t = Kernels::Fused)]
     pub kernels: Kernels,
     /// Inference workers: ONNX Runtime sessions running batches side by side, each with
-    /// `--threads` intra-op threads. Several small sessions can keep the cores busier than one
-    /// large one (see bench/RESULTS.md for the CPU measured).
-    #[arg(long, env = "BERTQA_WORKERS", default_value_t = 1)]
-    pub workers: usize,
+    /// `--threads` intra-op threads. Several small sessions keep the cores busier under load
+    /// than one large one, and the lone-batch session gives a lone question every core
+    /// (bench/RESULTS.md, "Inference workers", for the CPUs measured). Default: on CPU one
+    /// per core up to 4, on CUDA one.
+    #[arg(long, env = "BERTQA_WORKERS")]
+    pub workers: Option<usize>,
     /// ONNX Runtime intra-op threads per worker (default: the cores shared out among the
     /// workers; with one worker, all cores).
     #[arg(long, alias = "threads-per-worker", env = "BERTQA_THREADS")]
     pub threads: Option<usize>,
+    /// Intra-op threads of the lone-batch session: one more session, which runs a batch by
+    /// itself when it is all the work there is (every worker idle, nothing else queued or
+    /// arriving), so that a lone client's question gets every core while concurrent load
+    /// runs on the workers side by side. Default: all cores when there are several workers
+    /// with fewer threads each on CPU, else none; 0 turns it off.
+    #[arg(long, env = "BERTQA_LONE_BATCH_THREADS")]
+    pub lone_batch_threads: Option<usize>,
     /// Most padded tokens (windows x longest window) in one inference batch.
     #[arg(long, env = "BERTQA_MAX_BATCH_TOKENS", default_value_t = 8192)]
     pub max_batch_tokens: usize,
-    /// Most windows in one inference batch (default: 4 on CPU, 32 on CUDA). On CPU a window
-    /// costs more in a large batch than in a small one (activations outgrow the caches), so
-    /// small batches answer more questions per second under load; a GPU needs large ones to
-    /// fill. Measured in bench/RESULTS.md.
+    /// Most windows in one inference batch (default on CPU: 1 for 1-thread workers, else 4;
+    /// on CUDA 32). On CPU a window costs more in a large batch than in a small one (padding,
+    /// activations outgrowing the caches), so small batches answer more questions per second
+    /// under load; a GPU needs large ones to fill. Measured in bench/RESULTS.md.
     #[arg(long, env = "BERTQA_MAX_BATCH_SIZE")]
     pub max_batch_size: Option<usize>,
     /// How long a lone window may wait for others to share its batch.
@@ -176,8 +185,9 @@ pub struct ServeConfig {
     pub otlp_service_name: String,
 }
 
-/// Default `--max-batch-size` on CPU: under load on the CPU measured, ahead of 1, 8, 16 and 32
-/// and level with 2 (bench/RESULTS.md, "Small batches on CPU").
+/// Default `--max-batch-size` on CPU for workers with several threads: under load on the CPU
+/// measured, one 2-thread worker ran it ahead of 1, 8, 16 and 32 and level with 2
+/// (bench/RESULTS.md, "Small batches on CPU"). 1-thread workers run one window at a time.
 const DEFAULT_CPU_MAX_BATCH_SIZE: usize = 4;
 /// Default `--max-batch-size` on CUDA, where large batches are what fills the device.
 const DEFAULT_CUDA_MAX_BATCH_SIZE: usize = 32;
@@ -193,6 +203,10 @@ pub const DEFAULT_MAX_CLIENT_BATCH_SIZE: usize = 64;
 /// Longest window any BERT checkpoint supports (position embeddings).
 const MAX_POSITIONS: usize = 512;
 
+/// Most workers started without `--workers`: each holds its own activation arena, and more
+/// than 4 is unmeasured (with more cores, each of the 4 gets several threads).
+const MAX_DEFAULT_WORKERS: usize = 4;
+
 impl ServeConfig {
     /// Where spans go, when `--otlp-endpoint` is set.
     pub fn otlp_target(&self) -> Option<OtlpTarget> {
@@ -202,9 +216,14 @@ impl ServeConfig {
         })
     }
 
-    /// Most windows in one batch: the flag, else the device's default.
+    /// Most windows in one batch: the flag, else the device's default; on CPU one window
+    /// when each worker has one thread, as a batch only pads windows to its longest and
+    /// shares nothing a single thread could use (two 1-thread workers on an Intel AMX Xeon:
+    /// 1.07-1.17x the questions per second of batches of 4 at 8-256 clients,
+    /// bench/RESULTS.md, "Inference workers").
     pub fn max_batch_size(&self) -> usize {
         self.max_batch_size.unwrap_or(match self.device {
+            DeviceKind::Cpu if self.threads_per_worker().unwrap_or_else(cores) == 1 => 1,
             DeviceKind::Cpu => DEFAULT_CPU_MAX_BATCH_SIZE,
             DeviceKind::Cuda => DEFAULT_CUDA_MAX_BATCH_SIZE,
         })
@@ -228,12 +247,40 @@ impl ServeConfig {
             .map_err(|_| format!("--host {} is not an IP address", self.host))
     }
 
+    /// Inference workers: the flag, else on CPU one per core up to [`MAX_DEFAULT_WORKERS`],
+    /// on CUDA one (a GPU runs one batch at a time anyway). On 2-core AMD Zen 4 and Intel
+    /// Sapphire Rapids hosts two 1-thread workers answered 8-64 clients 1.1-1.7x faster than
+    /// one 2-thread worker (a Zen 5 was the exception, bench/RESULTS.md), and with the
+    /// lone-batch session one client is served as fast as by one worker.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| match self.device {
+            DeviceKind::Cpu => cores().min(MAX_DEFAULT_WORKERS),
+            DeviceKind::Cuda => 1,
+        })
+    }
+
     /// Intra-op threads of each worker's session: the flag, else the cores shared out among
     /// the workers (at least one each), else with one worker ONNX Runtime's own default (all
     /// cores), so that workers never add up to more threads than cores unless asked to.
     pub fn threads_per_worker(&self) -> Option<usize> {
+        let workers = self.workers();
         self.threads
-            .or_else(|| (self.workers > 1).then(|| (cores() / self.workers).max(1)))
+            .or_else(|| (workers > 1).then(|| (cores() / workers).max(1)))
+    }
+
+    /// The lone-batch session's threads, or None for no such session: the flag (0: none),
+    /// else all cores when several workers on CPU each have fewer; one worker already has
+    /// them all.
+    pub fn lone_batch_threads(&self) -> Option<usize> {
+        let cores = cores();
+        match self.lone_batch_threads {
+            Some(0) => None,
+            Some(threads) => Some(threads),
+            None => (self.device == DeviceKind::Cpu
+                && self.workers() > 1
+                && self.threads_per_worker().unwrap_or(cores) < cores)
+                .then_some(cores),
+        }
     }
 
     /// Tokenizer pool threads: the flag, else one per core.
@@ -270,7 +317,7 @@ impl ServeConfig {
             ("--max-queued-evaluations", self.max_queued_evaluations),
             ("--max-answer-len", self.answer_len(manifest)),
             ("--threads", self.threads.unwrap_or(1)),
-            ("--workers", self.workers),
+            ("--workers", self.workers()),
         ];
         if let Some((flag, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{flag} must be at least 1"));
@@ -351,7 +398,12 @@ mod tests {
 
     #[test]
     fn workers_share_the_cores_unless_threads_are_given() {
-        assert_eq!(parse(&[]).threads_per_worker(), None);
+        let default = parse(&[]);
+        assert_eq!(default.workers(), cores().min(MAX_DEFAULT_WORKERS));
+        let expected = (cores() > 1).then(|| cores() / default.workers());
+        assert_eq!(default.threads_per_worker(), expected);
+        assert_eq!(parse(&["--workers", "1"]).threads_per_worker(), None);
+        assert_eq!(parse(&["--device", "cuda"]).workers(), 1);
         assert_eq!(
             parse(&["--workers", "2"]).threads_per_worker(),
             Some((cores() / 2).max(1))
@@ -366,8 +418,33 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_batch_session_joins_workers_that_each_have_fewer_than_all_cores() {
+        let all = cores();
+        let expected = (all > 1).then_some(all);
+        assert_eq!(parse(&[]).lone_batch_threads(), expected);
+        assert_eq!(parse(&["--workers", "3"]).lone_batch_threads(), Some(all));
+        let threads = all.to_string();
+        let full = ["--workers", "2", "--threads", &threads];
+        assert_eq!(parse(&full).lone_batch_threads(), None, "workers have all");
+        assert_eq!(parse(&["--workers", "1"]).lone_batch_threads(), None);
+        let cuda = ["--device", "cuda", "--workers", "2"];
+        assert_eq!(parse(&cuda).lone_batch_threads(), None);
+        let off = ["--workers", "2", "--lone-batch-threads", "0"];
+        assert_eq!(parse(&off).lone_batch_threads(), None);
+        let set = ["--workers", "1", "--lone-batch-threads", "3"];
+        assert_eq!(parse(&set).lone_batch_threads(), Some(3));
+    }
+
+    #[test]
     fn batches_are_small_on_cpu_and_large_on_cuda_unless_set() {
-        assert_eq!(parse(&[]).max_batch_size(), DEFAULT_CPU_MAX_BATCH_SIZE);
+        let one_worker = parse(&["--workers", "1", "--threads", "2"]);
+        assert_eq!(one_worker.max_batch_size(), DEFAULT_CPU_MAX_BATCH_SIZE);
+        let one_thread = parse(&["--workers", "2", "--threads", "1"]);
+        assert_eq!(
+            one_thread.max_batch_size(),
+            1,
+            "one window per 1-thread batch"
+        );
         let cuda = parse(&["--device", "cuda"]);
         assert_eq!(cuda.max_batch_size(), DEFAULT_CUDA_MAX_BATCH_SIZE);
         assert_eq!(cuda.batch_budget().max_windows, DEFAULT_CUDA_MAX_BATCH_SIZE);
@@ -393,7 +470,10 @@ mod tests {
             (&["--doc-stride", "400"], "doc_stride"),
             (&["--graph", "int8"], "--graph int8"),
             (&["--host", "not a host"], "--host"),
-            (&["--max-queued-windows", "3"], "--max-queued-windows"),
+            (
+                &["--max-batch-size", "4", "--max-queued-windows", "3"],
+                "--max-queued-windows",
+            ),
             (&["--threads", "0"], "--threads"),
             (&["--workers", "0"], "--workers"),
         ];

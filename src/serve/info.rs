@@ -110,6 +110,9 @@ pub struct ServiceInfo {
     pub workers: usize,
     /// ONNX Runtime intra-op threads per worker (absent: all cores).
     pub threads: Option<usize>,
+    /// Threads of the session that runs a batch alone when it is all the work there is
+    /// (absent: no such session, every batch runs on a worker).
+    pub lone_batch_threads: Option<usize>,
     /// Instruction-set extensions of this CPU that ONNX Runtime's kernels use.
     pub cpu_features: Vec<String>,
     /// bertqa version.
@@ -166,8 +169,9 @@ impl ServiceInfo {
                 max_concurrent_questions: config.max_concurrent_questions,
             },
             device: format!("{:?}", config.device).to_lowercase(),
-            workers: config.workers,
+            workers: config.workers(),
             threads: config.threads_per_worker(),
+            lone_batch_threads: config.lone_batch_threads(),
             cpu_features: CpuFeatures::detect()
                 .names()
                 .into_iter()

@@ -201,10 +201,12 @@ impl Service {
         let engines = workers::load_engines(
             &config.model_dir,
             &engine_config,
-            config.workers,
+            config.workers(),
+            config.lone_batch_threads(),
             reserve.as_deref(),
         )?;
         let engine = engines
+            .workers
             .first()
             .ok_or_else(|| anyhow::anyhow!("invalid settings: --workers must be at least 1"))?;
         let featurizer = Featurizer::from_file(&config.model_dir.join("tokenizer.json"), window)?;
@@ -216,8 +218,9 @@ impl Service {
             weights = info.graph.weights,
             layers = info.architecture.layers,
             device = ?config.device,
-            workers = config.workers,
+            workers = config.workers(),
             threads_per_worker = ?config.threads_per_worker(),
+            lone_batch_threads = ?config.lone_batch_threads(),
             "model loaded"
         );
         let pad_id = featurizer.pad_id();

@@ -17,7 +17,8 @@ struct Cli {
     serve: ServeConfig,
 }
 
-/// Settings for `model_dir` on port 0, one inference thread, plus `flags`.
+/// Settings for `model_dir` on port 0, one inference thread (one worker unless `flags` say
+/// otherwise), plus `flags`.
 pub fn config(model_dir: &Path, flags: &[&str]) -> ServeConfig {
     let mut args = vec![
         "bertqa".to_string(),
@@ -30,6 +31,9 @@ pub fn config(model_dir: &Path, flags: &[&str]) -> ServeConfig {
         "--threads".into(),
         "1".into(),
     ];
+    if !flags.contains(&"--workers") {
+        args.extend(["--workers".into(), "1".into()]);
+    }
     args.extend(flags.iter().map(|f| f.to_string()));
     Cli::parse_from(args).serve
 }

@@ -1,7 +1,9 @@
 //! The inference thread: it collects windows from every request into the [`WindowQueue`],
 //! hands the batches the queue decides on to the first idle [`Workers`] session (it keeps
 //! collecting while they all run, so their next batches fill up), and gives each request its
-//! logits through a oneshot channel. Windows whose requester is gone (client disconnected,
+//! logits through a oneshot channel. A batch that is all the work there is goes to the
+//! lone-batch session instead when there is one, and the workers wait until it is back: the
+//! cores are either all on one batch or shared out among concurrent ones. Windows whose requester is gone (client disconnected,
 //! handler dropped) are dropped before they cost any inference.
 
 use std::collections::HashMap;
@@ -21,11 +23,10 @@ use super::error::ApiError;
 use super::health::{AliveGuard, InferenceHealth};
 use super::metrics::Metrics;
 use super::queue::{BatchBudget, Company, Decision, Priority, WindowQueue};
-use super::workers::{Done, Work, Workers};
+use super::workers::{Done, Engines, Work, Workers};
 use crate::qa::batch::{BatchLogits, PaddedBatch};
 use crate::qa::decode::WindowLogits;
 use crate::qa::features::Window;
-use crate::runtime::engine::Engine;
 
 struct JobState {
     windows: Arc<Vec<Window>>,
@@ -44,7 +45,7 @@ type Slot = (u64, usize, Priority);
 /// Starts the inference thread and one worker per engine; they end after
 /// [`BatcherHandle::stop`] once the queue is empty and every batch has come back.
 pub fn spawn(
-    engines: Vec<Engine>,
+    engines: Engines,
     pad_id: u32,
     budget: BatchBudget,
     capacity: usize,
@@ -60,6 +61,7 @@ pub fn spawn(
     })?;
     let mut batcher = Batcher {
         idle: (0..workers.count()).rev().collect(),
+        lone_busy: false,
         workers,
         pad_id,
         budget,
@@ -92,6 +94,8 @@ struct Batcher {
     workers: Workers,
     /// Workers with no batch, the most recently freed last.
     idle: Vec<usize>,
+    /// Whether the lone-batch session is running a batch (the workers then wait).
+    lone_busy: bool,
     pad_id: u32,
     budget: BatchBudget,
     metrics: Metrics,
@@ -119,16 +123,22 @@ impl Batcher {
                 // Nobody waits for company any more: run what is left at once.
                 self.budget.max_delay = Duration::ZERO;
             }
-            let all_idle = self.idle.len() == self.workers.count();
+            let all_idle = self.all_idle();
             // None: nothing to do until a message comes; Some: a batch is due by then.
-            let deadline = match self.idle.pop() {
+            let next = if self.lone_busy {
+                None
+            } else {
+                self.idle.pop()
+            };
+            let deadline = match next {
                 Some(worker) => {
                     match self
                         .queue
                         .decide(Instant::now(), &self.budget, self.company())
                     {
                         Decision::Run(batch) => {
-                            self.dispatch(worker, &batch);
+                            let runner = self.runner_for(worker);
+                            self.dispatch(runner, &batch);
                             continue;
                         }
                         Decision::Idle => {
@@ -141,7 +151,8 @@ impl Batcher {
                         }
                     }
                 }
-                // Every worker is busy: wait for one to come back, collecting meanwhile.
+                // Every worker is busy (or waits for the lone-batch session): wait for one to
+                // come back, collecting meanwhile.
                 None => None,
             };
             let received = match deadline {
@@ -165,6 +176,38 @@ impl Batcher {
         match self.arriving.load(Ordering::SeqCst) {
             0 => Company::NoneComing,
             _ => Company::Coming,
+        }
+    }
+
+    /// Whether no batch is running anywhere.
+    fn all_idle(&self) -> bool {
+        !self.lone_busy && self.idle.len() == self.workers.count()
+    }
+
+    /// Who runs the batch just taken from the queue for `worker`: the lone-batch session when
+    /// there is one and this batch is all the work there is (every other worker idle, nothing
+    /// left queued or on its way), so that it gets every core; else `worker` itself. A worker
+    /// not chosen goes back to the idle ones.
+    fn runner_for(&mut self, worker: usize) -> usize {
+        let alone = self.idle.len() + 1 == self.workers.count()
+            && self.queue.is_empty()
+            && self.company() == Company::NoneComing;
+        match self.workers.lone().filter(|_| alone) {
+            Some(lone) => {
+                self.idle.push(worker);
+                self.lone_busy = true;
+                lone
+            }
+            None => worker,
+        }
+    }
+
+    /// Marks `runner` (a worker or the lone-batch session) free for the next batch.
+    fn release(&mut self, runner: usize) {
+        if Some(runner) == self.workers.lone() {
+            self.lone_busy = false;
+        } else {
+            self.idle.push(runner);
         }
     }
 
@@ -252,7 +295,8 @@ impl Batcher {
         tracing::debug!(dropped, "dropped windows of disconnected clients");
     }
 
-    /// Pads a batch the queue decided on and hands it to the idle `worker`.
+    /// Pads a batch the queue decided on and hands it to the idle `worker` (or the lone-batch
+    /// session).
     fn dispatch(&mut self, worker: usize, batch: &[Slot]) {
         let interactive = batch
             .iter()
@@ -269,7 +313,7 @@ impl Batcher {
             .filter(|(id, _)| self.jobs.contains_key(id))
             .collect();
         if members.is_empty() {
-            self.idle.push(worker);
+            self.release(worker);
             return;
         }
         let windows: Vec<&Window> = members
@@ -296,7 +340,7 @@ impl Batcher {
 
     /// Takes in a batch a worker ran: its timing, then its logits or its failure.
     fn finish(&mut self, done: Done) {
-        self.idle.push(done.worker);
+        self.release(done.worker);
         let Work {
             members, padded, ..
         } = done.work;
@@ -309,9 +353,13 @@ impl Batcher {
         self.metrics
             .batch_tokens
             .observe(padded.padded_tokens() as f64);
+        let worker = match self.workers.lone() {
+            Some(lone) if lone == done.worker => "lone".to_string(),
+            _ => done.worker.to_string(),
+        };
         self.metrics
             .worker_batches
-            .with_label_values(&[&done.worker.to_string()])
+            .with_label_values(&[&worker])
             .inc();
         match done.result {
             Ok(logits) => {
