@@ -14,11 +14,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod handle;
+mod runners;
 
 #[cfg(feature = "test-hooks")]
 pub use self::handle::Fault;
 pub use self::handle::{Arrival, BatcherHandle, Inferred};
 use self::handle::{Job, Message, Reply};
+use self::runners::Runners;
 use super::error::ApiError;
 use super::health::{AliveGuard, InferenceHealth};
 use super::metrics::Metrics;
@@ -60,9 +62,7 @@ pub fn spawn(
         let _ = done.send(Message::Done(finished));
     })?;
     let mut batcher = Batcher {
-        idle: (0..workers.count()).rev().collect(),
-        lone_busy: false,
-        workers,
+        runners: Runners::new(workers),
         pad_id,
         budget,
         metrics,
@@ -90,12 +90,8 @@ pub fn spawn(
 }
 
 struct Batcher {
-    /// Stopped and joined when the thread ends.
-    workers: Workers,
-    /// Workers with no batch, the most recently freed last.
-    idle: Vec<usize>,
-    /// Whether the lone-batch session is running a batch (the workers then wait).
-    lone_busy: bool,
+    /// Who runs the batches; stopped and joined when the thread ends.
+    runners: Runners,
     pad_id: u32,
     budget: BatchBudget,
     metrics: Metrics,
@@ -123,30 +119,27 @@ impl Batcher {
                 // Nobody waits for company any more: run what is left at once.
                 self.budget.max_delay = Duration::ZERO;
             }
-            let all_idle = self.all_idle();
+            let all_idle = self.runners.all_idle();
             // None: nothing to do until a message comes; Some: a batch is due by then.
-            let next = if self.lone_busy {
-                None
-            } else {
-                self.idle.pop()
-            };
-            let deadline = match next {
+            let deadline = match self.runners.take_idle() {
                 Some(worker) => {
                     match self
                         .queue
                         .decide(Instant::now(), &self.budget, self.company())
                     {
                         Decision::Run(batch) => {
-                            let runner = self.runner_for(worker);
+                            let nothing_else =
+                                self.queue.is_empty() && self.company() == Company::NoneComing;
+                            let runner = self.runners.assign(worker, nothing_else);
                             self.dispatch(runner, &batch);
                             continue;
                         }
                         Decision::Idle => {
-                            self.idle.push(worker);
+                            self.runners.release(worker);
                             None
                         }
                         Decision::WaitUntil(deadline) => {
-                            self.idle.push(worker);
+                            self.runners.release(worker);
                             Some(deadline)
                         }
                     }
@@ -168,7 +161,7 @@ impl Batcher {
                 Err(RecvTimeoutError::Disconnected) => stopping = true,
             }
         }
-        self.workers.stop();
+        self.runners.stop();
     }
 
     /// Whether windows are on their way (see [`Arrival`]).
@@ -176,38 +169,6 @@ impl Batcher {
         match self.arriving.load(Ordering::SeqCst) {
             0 => Company::NoneComing,
             _ => Company::Coming,
-        }
-    }
-
-    /// Whether no batch is running anywhere.
-    fn all_idle(&self) -> bool {
-        !self.lone_busy && self.idle.len() == self.workers.count()
-    }
-
-    /// Who runs the batch just taken from the queue for `worker`: the lone-batch session when
-    /// there is one and this batch is all the work there is (every other worker idle, nothing
-    /// left queued or on its way), so that it gets every core; else `worker` itself. A worker
-    /// not chosen goes back to the idle ones.
-    fn runner_for(&mut self, worker: usize) -> usize {
-        let alone = self.idle.len() + 1 == self.workers.count()
-            && self.queue.is_empty()
-            && self.company() == Company::NoneComing;
-        match self.workers.lone().filter(|_| alone) {
-            Some(lone) => {
-                self.idle.push(worker);
-                self.lone_busy = true;
-                lone
-            }
-            None => worker,
-        }
-    }
-
-    /// Marks `runner` (a worker or the lone-batch session) free for the next batch.
-    fn release(&mut self, runner: usize) {
-        if Some(runner) == self.workers.lone() {
-            self.lone_busy = false;
-        } else {
-            self.idle.push(runner);
         }
     }
 
@@ -313,7 +274,7 @@ impl Batcher {
             .filter(|(id, _)| self.jobs.contains_key(id))
             .collect();
         if members.is_empty() {
-            self.release(worker);
+            self.runners.release(worker);
             return;
         }
         let windows: Vec<&Window> = members
@@ -332,7 +293,7 @@ impl Batcher {
             #[cfg(feature = "test-hooks")]
             fail: self.take_injected_failure(),
         };
-        if !self.workers.send(worker, work) {
+        if !self.runners.send(worker, work) {
             // Its thread has ended, which the health checks report; the service stops.
             tracing::error!(worker, "an inference worker has ended");
         }
@@ -340,7 +301,7 @@ impl Batcher {
 
     /// Takes in a batch a worker ran: its timing, then its logits or its failure.
     fn finish(&mut self, done: Done) {
-        self.release(done.worker);
+        self.runners.release(done.worker);
         let Work {
             members, padded, ..
         } = done.work;
@@ -353,13 +314,9 @@ impl Batcher {
         self.metrics
             .batch_tokens
             .observe(padded.padded_tokens() as f64);
-        let worker = match self.workers.lone() {
-            Some(lone) if lone == done.worker => "lone".to_string(),
-            _ => done.worker.to_string(),
-        };
         self.metrics
             .worker_batches
-            .with_label_values(&[&worker])
+            .with_label_values(&[&self.runners.label(done.worker)])
             .inc();
         match done.result {
             Ok(logits) => {

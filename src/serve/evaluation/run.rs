@@ -3,23 +3,20 @@
 //! priority, so `/answer` goes first), each chunk scored as it ends (the running EM/F1 a
 //! progress bar shows), then the official scores of the whole file and the report.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, OwnedSemaphorePermit};
-use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
-use super::super::batcher::{BatcherHandle, Inferred};
 use super::super::error::ApiError;
-use super::super::queue::Priority;
 use super::super::{off_runtime, AppState};
+use super::backend::QueueBackend;
 use super::upload::Upload;
-use crate::pipeline::predict::{predict_examples, PredictConfig, PredictError, WindowBackend};
-use crate::qa::decode::{DecodeConfig, WindowLogits};
-use crate::qa::features::Window;
+use crate::pipeline::predict::{predict_examples, PredictConfig, PredictError};
+use crate::qa::decode::DecodeConfig;
 use crate::qa::squad::metrics::{self, Scores};
 use crate::qa::squad::report::{passages_of, EvaluationReport, QuestionResult};
 use crate::qa::squad::schema::SquadVersion;
@@ -250,12 +247,12 @@ async fn evaluate(
         },
         with_null: state.null_threshold.is_some(),
     };
-    let mut backend = QueueBackend {
-        batcher: state.batcher.clone(),
-        runtime: tokio::runtime::Handle::current(),
+    let mut backend = QueueBackend::new(
+        state.batcher.clone(),
+        tokio::runtime::Handle::current(),
         cancel,
-        _only_one: only_one,
-    };
+        only_one,
+    );
     let featurizer = state.featurizer.clone();
     let null_threshold = state.null_threshold;
     off_runtime(move || {
@@ -302,98 +299,6 @@ async fn evaluate(
         })
     })
     .await?
-}
-
-/// The service's queue as a backend of the one prediction path: each group of windows is
-/// sent to the inference thread at background priority and waited for from the blocking
-/// pool, until the evaluation is cancelled.
-struct QueueBackend {
-    batcher: BatcherHandle,
-    runtime: tokio::runtime::Handle,
-    cancel: Cancel,
-    _only_one: OwnedSemaphorePermit,
-}
-
-/// Groups an evaluation keeps submitted at once: the next one is queued while the workers
-/// run the current one, so they never wait for the evaluation thread between groups.
-const GROUPS_IN_FLIGHT: usize = 2;
-
-/// Submitted groups, in order; dropped early (an error, a cancellation), it aborts them, and
-/// the batcher then drops their windows unrun.
-struct InFlight(VecDeque<JoinHandle<Result<Inferred, ApiError>>>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
-}
-
-impl QueueBackend {
-    fn cancelled() -> ApiError {
-        ApiError::Internal("the evaluation was cancelled".into())
-    }
-
-    /// Queues `group` at background priority; its logits are awaited by [`Self::wait`].
-    fn submit(&self, group: &[&Window]) -> JoinHandle<Result<Inferred, ApiError>> {
-        let windows = Arc::new(group.iter().map(|w| (*w).clone()).collect());
-        let batcher = self.batcher.clone();
-        self.runtime
-            .spawn(async move { batcher.infer(windows, Priority::Background).await })
-    }
-
-    /// The logits of a submitted group, unless the evaluation is cancelled first.
-    fn wait(
-        &self,
-        task: &mut JoinHandle<Result<Inferred, ApiError>>,
-    ) -> Result<Vec<WindowLogits>, ApiError> {
-        let cancel = self.cancel.clone();
-        self.runtime.block_on(async move {
-            tokio::select! {
-                joined = task => joined
-                    .map_err(|e| ApiError::Internal(format!("evaluation group: {e}")))?
-                    .map(|inferred| inferred.logits),
-                () = cancel.cancelled() => Err(Self::cancelled()),
-            }
-        })
-    }
-}
-
-impl WindowBackend for QueueBackend {
-    type Error = ApiError;
-
-    fn run(&mut self, group: &[&Window]) -> Result<Vec<WindowLogits>, ApiError> {
-        let mut all = self.run_groups(&[group.to_vec()], &mut |_| {})?;
-        Ok(all.pop().unwrap_or_default())
-    }
-
-    fn run_groups(
-        &mut self,
-        groups: &[Vec<&Window>],
-        done: &mut dyn FnMut(usize),
-    ) -> Result<Vec<Vec<WindowLogits>>, ApiError> {
-        let mut in_flight = InFlight(VecDeque::with_capacity(GROUPS_IN_FLIGHT));
-        let mut answered = Vec::with_capacity(groups.len());
-        let mut next = groups.iter();
-        loop {
-            while in_flight.0.len() < GROUPS_IN_FLIGHT {
-                let Some(group) = next.next() else { break };
-                if self.cancel.is_cancelled() {
-                    return Err(Self::cancelled());
-                }
-                in_flight.0.push_back(self.submit(group));
-            }
-            let Some(mut task) = in_flight.0.pop_front() else {
-                return Ok(answered);
-            };
-            let rows = self.wait(&mut task);
-            task.abort();
-            let rows = rows?;
-            done(rows.len());
-            answered.push(rows);
-        }
-    }
 }
 
 fn official(scores: &Scores, started: Instant) -> EvaluateResponse {
