@@ -7,8 +7,6 @@ mod common;
 use bertqa::model::BertConfig;
 use bertqa::pipeline::export::{export_model_folder, ExportOptions};
 use bertqa::qa::batch::PaddedBatch;
-use bertqa::qa::features::{Featurizer, WindowConfig};
-use bertqa::qa::squad::load_squad;
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::runtime::fused::Kernels;
 use bertqa::train::bert::BertForQuestionAnswering;
@@ -51,17 +49,8 @@ fn onnx_runtime_logits_match_the_tch_model() {
     )
     .unwrap();
 
-    let featurizer =
-        Featurizer::from_file(&pretrained.join("tokenizer.json"), WindowConfig::default()).unwrap();
-    let dev = load_squad(&common::squad_dir().join("dev-v1.1.json.gz"))
-        .unwrap()
-        .examples();
-    let windows: Vec<_> = dev
-        .iter()
-        .step_by(97)
-        .take(40)
-        .flat_map(|e| featurizer.windows(&e.question, &e.context).unwrap())
-        .collect();
+    let dev = common::dev_examples();
+    let windows = common::windows_of(&pretrained, dev.iter().step_by(97).take(40));
     for batch_size in [1usize, 3, 8, 16] {
         for chunk in windows.chunks(batch_size).take(3) {
             let refs: Vec<_> = chunk.iter().collect();

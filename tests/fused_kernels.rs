@@ -11,8 +11,6 @@ use prost::Message;
 use bertqa::onnx::bert::WeightFormat;
 use bertqa::onnx::proto::{data_type, ModelProto};
 use bertqa::qa::batch::PaddedBatch;
-use bertqa::qa::features::{Featurizer, WindowConfig};
-use bertqa::qa::squad::load_squad;
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::runtime::fused::{fuse, Kernels};
 
@@ -29,16 +27,7 @@ fn int8_graph(folder: &Path) -> (Vec<u8>, ModelProto) {
 /// Windows of the first dev questions (one context's several questions, a long one split),
 /// padded into one batch, as the server would batch them.
 fn dev_batch(folder: &Path, questions: usize) -> PaddedBatch {
-    let featurizer =
-        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
-    let examples = load_squad(&common::squad_dir().join("dev-v1.1.json.gz"))
-        .unwrap()
-        .examples();
-    let windows: Vec<_> = examples
-        .iter()
-        .take(questions)
-        .flat_map(|e| featurizer.windows(&e.question, &e.context).unwrap())
-        .collect();
+    let windows = common::windows_of(folder, common::dev_examples().iter().take(questions));
     let refs: Vec<_> = windows.iter().collect();
     PaddedBatch::from_windows(&refs, 0)
 }

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bertqa::qa::squad::{load_squad, Example, SquadFile};
+use bertqa::qa::squad::Example;
 use common::server::{config, metric, TestServer};
 use serde_json::{json, Value};
 
@@ -17,12 +17,8 @@ fn model(dir: &tempfile::TempDir) -> PathBuf {
     common::tiny_model_folder(dir.path())
 }
 
-fn dev() -> SquadFile {
-    load_squad(&common::squad_dir().join("dev-v1.1.json.gz")).unwrap()
-}
-
 fn dev_examples(n: usize) -> Vec<Example> {
-    dev().examples().into_iter().take(n).collect()
+    common::dev_examples().into_iter().take(n).collect()
 }
 
 /// Characters `start..end` of `text`.

@@ -219,7 +219,7 @@ impl ServeConfig {
     /// Most windows in one batch: the flag, else the device's default; on CPU one window
     /// when each worker has one thread, as a batch only pads windows to its longest and
     /// shares nothing a single thread could use (two 1-thread workers on an Intel AMX Xeon:
-    /// 1.07-1.17x the questions per second of batches of 4 at 8-256 clients,
+    /// 1.09-1.14x the questions per second of batches of 4 at 8-256 clients,
     /// bench/RESULTS.md, "Inference workers").
     pub fn max_batch_size(&self) -> usize {
         self.max_batch_size.unwrap_or(match self.device {

@@ -9,8 +9,8 @@ use bertqa::onnx::bert::WeightFormat;
 use bertqa::pipeline::export::{export_model_folder, write_random_checkpoint, ExportOptions};
 use bertqa::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
 use bertqa::qa::batch::PaddedBatch;
-use bertqa::qa::features::Featurizer;
-use bertqa::qa::squad::Example;
+use bertqa::qa::features::{Featurizer, Window, WindowConfig};
+use bertqa::qa::squad::{load_squad, Example};
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::runtime::fused::Kernels;
 
@@ -19,6 +19,22 @@ pub fn squad_dir() -> PathBuf {
     std::env::var_os("BERTQA_SQUAD_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/squad"))
+}
+
+/// Every example of dev v1.1, in file order.
+pub fn dev_examples() -> Vec<Example> {
+    load_squad(&squad_dir().join("dev-v1.1.json.gz"))
+        .unwrap()
+        .examples()
+}
+
+/// The windows (default geometry) of `examples` with the tokenizer of `folder`, in order.
+pub fn windows_of<'a>(folder: &Path, examples: impl Iterator<Item = &'a Example>) -> Vec<Window> {
+    let featurizer =
+        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
+    examples
+        .flat_map(|e| featurizer.windows(&e.question, &e.context).unwrap())
+        .collect()
 }
 
 /// The pretrained model folder installed by `scripts/setup-native.sh`.

@@ -3,8 +3,9 @@
 //! collecting while they all run, so their next batches fill up), and gives each request its
 //! logits through a oneshot channel. A batch that is all the work there is goes to the
 //! lone-batch session instead when there is one, and the workers wait until it is back: the
-//! cores are either all on one batch or shared out among concurrent ones. Windows whose requester is gone (client disconnected,
-//! handler dropped) are dropped before they cost any inference.
+//! cores are either all on one batch or shared out among concurrent ones. Windows whose
+//! requester is gone (client disconnected, handler dropped) are dropped before they cost any
+//! inference.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,13 +124,11 @@ impl Batcher {
             // None: nothing to do until a message comes; Some: a batch is due by then.
             let deadline = match self.runners.take_idle() {
                 Some(worker) => {
-                    match self
-                        .queue
-                        .decide(Instant::now(), &self.budget, self.company())
-                    {
+                    let company = self.company();
+                    match self.queue.decide(Instant::now(), &self.budget, company) {
                         Decision::Run(batch) => {
                             let nothing_else =
-                                self.queue.is_empty() && self.company() == Company::NoneComing;
+                                self.queue.is_empty() && company == Company::NoneComing;
                             let runner = self.runners.assign(worker, nothing_else);
                             self.dispatch(runner, &batch);
                             continue;
