@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use bertqa::onnx::portable::graph_worst_pair_sum;
 use bertqa::onnx::proto::ModelProto;
-use bertqa::qa::squad::{load_squad, metrics::exact_match};
+use bertqa::qa::squad::metrics::exact_match;
 use common::server::{config, TestServer};
 use prost::Message;
 use serde_json::json;
@@ -43,9 +43,7 @@ async fn the_default_model_answers_real_questions_over_http() {
         folder.display()
     );
     let server = TestServer::start(config(&folder, &[])).await;
-    let examples = load_squad(&common::squad_dir().join("dev-v1.1.json.gz"))
-        .unwrap()
-        .examples();
+    let examples = common::dev_examples();
     for id in RIGHT_IN_THE_CARD {
         let example = examples.iter().find(|e| e.id == id).unwrap();
         let (status, answer) = server
@@ -97,7 +95,7 @@ fn the_default_model_cannot_saturate_a_16_bit_product_on_any_cpu() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_model_finds_the_right_passage_and_abstains_on_a_foreign_question() {
     let server = TestServer::start(config(&default_model(), &[])).await;
-    let dev = load_squad(&common::squad_dir().join("dev-v1.1.json.gz")).unwrap();
+    let dev = common::dev_squad();
     let paragraph = |article: usize, p: usize| dev.data[article].paragraphs[p].context.clone();
     // Another Super Bowl 50 paragraph, the one with the answer, and one about Warsaw.
     let super_bowl = paragraph(0, 0);

@@ -39,7 +39,7 @@ fn workspace(dir: &Path, dropout: f64) -> (PathBuf, PathBuf) {
     .unwrap();
     let data = dir.join("sixteen.json");
     // The first question of each of the first 16 paragraphs: 16 different contexts.
-    let mut dev = load_squad(&common::squad_dir().join("dev-v1.1.json.gz")).unwrap();
+    let mut dev = common::dev_squad();
     dev.data.truncate(1);
     dev.data[0].paragraphs.truncate(16);
     for paragraph in &mut dev.data[0].paragraphs {

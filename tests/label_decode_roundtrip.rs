@@ -5,7 +5,7 @@ mod common;
 
 use bertqa::qa::decode::{decode, DecodeConfig, WindowLogits};
 use bertqa::qa::features::{Featurizer, WindowConfig};
-use bertqa::qa::squad::{load_squad, metrics};
+use bertqa::qa::squad::metrics;
 
 #[test]
 fn oracle_logits_at_the_labels_decode_to_the_gold_answer() {
@@ -14,8 +14,7 @@ fn oracle_logits_at_the_labels_decode_to_the_gold_answer() {
         WindowConfig::default(),
     )
     .unwrap();
-    let dataset = load_squad(&common::squad_dir().join("dev-v1.1.json.gz")).unwrap();
-    let examples = dataset.examples();
+    let examples = common::dev_examples();
     let (mut exact, mut misses) = (0usize, vec![]);
     for example in &examples {
         let windows = featurizer

@@ -6,16 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use bertqa::qa::squad::{load_squad, SquadFile};
 use common::server::{config, metric, TestServer};
 use serde_json::Value;
 
-fn dev() -> SquadFile {
-    load_squad(&common::squad_dir().join("dev-v1.1.json.gz")).unwrap()
-}
-
 async fn start_job(server: &TestServer, questions: usize) -> (u16, Value, Option<String>) {
-    let text = serde_json::to_vec(&dev().truncated(questions)).unwrap();
+    let text = serde_json::to_vec(&common::dev_squad().truncated(questions)).unwrap();
     let response = server
         .client
         .post(server.url("/evaluations"))
@@ -85,7 +80,7 @@ async fn a_job_scores_like_evaluate_and_reports_every_question() {
     assert_eq!(last["questions_done"], 120);
     assert!(last["remaining_ms"].is_null());
 
-    let text = serde_json::to_vec(&dev().truncated(120)).unwrap();
+    let text = serde_json::to_vec(&common::dev_squad().truncated(120)).unwrap();
     let (status, sync) = server
         .post_raw("/evaluate", Some("application/json"), text)
         .await;

@@ -10,7 +10,7 @@ use bertqa::pipeline::export::{export_model_folder, write_random_checkpoint, Exp
 use bertqa::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
 use bertqa::qa::batch::PaddedBatch;
 use bertqa::qa::features::{Featurizer, Window, WindowConfig};
-use bertqa::qa::squad::{load_squad, Example};
+use bertqa::qa::squad::{load_squad, Example, SquadFile};
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::runtime::fused::Kernels;
 
@@ -21,11 +21,14 @@ pub fn squad_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/squad"))
 }
 
+/// SQuAD dev v1.1 as the file has it (articles, paragraphs, questions).
+pub fn dev_squad() -> SquadFile {
+    load_squad(&squad_dir().join("dev-v1.1.json.gz")).unwrap()
+}
+
 /// Every example of dev v1.1, in file order.
 pub fn dev_examples() -> Vec<Example> {
-    load_squad(&squad_dir().join("dev-v1.1.json.gz"))
-        .unwrap()
-        .examples()
+    dev_squad().examples()
 }
 
 /// The windows (default geometry) of `examples` with the tokenizer of `folder`, in order.
