@@ -130,7 +130,22 @@ pub fn export_model_folder(
         written.push(write_graph(&model, &out.join(name))?);
     }
     std::fs::write(out.join("tokenizer.json"), &tokenizer_text).map_err(|e| write_error(out, e))?;
-    let lowercase = serde_json::from_str::<serde_json::Value>(&tokenizer_text)
+    let graphs = formats.iter().map(|(_, n)| (*n).to_string()).collect();
+    write_manifest(out, checkpoint, options, &tokenizer_text, graphs)?;
+    Ok(written)
+}
+
+/// Writes `bertqa.json` for the `graphs` just exported: what the server needs to run them as
+/// they were trained (window, answer length, SQuAD version, lowercasing as the tokenizer
+/// does it) and the checkpoint's dev scores, when its `eval.json` has them.
+fn write_manifest(
+    out: &Path,
+    checkpoint: &Path,
+    options: &ExportOptions,
+    tokenizer_text: &str,
+    graphs: Vec<String>,
+) -> Result<(), ExportError> {
+    let lowercase = serde_json::from_str::<serde_json::Value>(tokenizer_text)
         .ok()
         .and_then(|t| t["normalizer"]["lowercase"].as_bool())
         .unwrap_or(false);
@@ -142,7 +157,7 @@ pub fn export_model_folder(
         max_answer_len: options.max_answer_len,
         squad_version: options.squad_version,
         lowercase,
-        graphs: formats.iter().map(|(_, n)| (*n).to_string()).collect(),
+        graphs,
         training_metrics,
         score_calibration: None,
         null_threshold: None,
@@ -150,8 +165,7 @@ pub fn export_model_folder(
     let manifest_path = out.join("bertqa.json");
     let text =
         serde_json::to_string_pretty(&manifest).map_err(|e| write_error(&manifest_path, e))?;
-    std::fs::write(&manifest_path, text + "\n").map_err(|e| write_error(&manifest_path, e))?;
-    Ok(written)
+    std::fs::write(&manifest_path, text + "\n").map_err(|e| write_error(&manifest_path, e))
 }
 
 /// Copies model folder `model_dir` to `out` (or rewrites it in place when they are the same)

@@ -54,7 +54,9 @@ use self::health::{InferenceHealth, Verdict};
 use self::info::ServiceInfo;
 use self::metrics::Metrics;
 use self::pool::CpuPool;
+use self::queue::BatchBudget;
 use self::trace::RequestRecord;
+use crate::model::manifest::ModelManifest;
 use crate::qa::features::{Featurizer, Window, WindowConfig};
 use crate::qa::reader::Scoring;
 use crate::runtime::engine::EngineConfig;
@@ -178,31 +180,14 @@ pub struct Service {
 impl Service {
     /// Loads the model folder, checks the settings against it, starts the inference thread.
     pub fn load(config: ServeConfig) -> anyhow::Result<Self> {
-        let manifest = crate::model::manifest::ModelManifest::load(&config.model_dir)
+        let manifest = ModelManifest::load(&config.model_dir)
             .map_err(|m| anyhow::anyhow!("model folder {}: {m}", config.model_dir.display()))?;
         config
             .validate(&manifest)
             .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
-        let engine_config = EngineConfig::for_folder(
-            &manifest,
-            config.graph,
-            config.device,
-            config.threads_per_worker(),
-            config.kernels,
-        )
-        .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
         let window = config.window(&manifest);
         let budget = config.batch_budget();
-        let reserve = config
-            .warm_up_largest_batch
-            .then(|| budget.largest_shapes(window.max_seq_len));
-        let engines = workers::load_engines(
-            &config.model_dir,
-            &engine_config,
-            config.workers(),
-            config.lone_batch_threads(),
-            reserve.as_deref(),
-        )?;
+        let engines = start_engines(&config, &manifest, &budget, window.max_seq_len)?;
         let engine = engines
             .workers
             .first()
@@ -317,6 +302,34 @@ impl Service {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The workers' sessions (and the lone-batch session) for the model folder as `config` asks,
+/// each with memory for the largest batch reserved when `--warm-up-largest-batch` is on.
+fn start_engines(
+    config: &ServeConfig,
+    manifest: &ModelManifest,
+    budget: &BatchBudget,
+    max_seq_len: usize,
+) -> anyhow::Result<workers::Engines> {
+    let engine_config = EngineConfig::for_folder(
+        manifest,
+        config.graph,
+        config.device,
+        config.threads_per_worker(),
+        config.kernels,
+    )
+    .map_err(|m| anyhow::anyhow!("invalid settings: {m}"))?;
+    let reserve = config
+        .warm_up_largest_batch
+        .then(|| budget.largest_shapes(max_seq_len));
+    Ok(workers::load_engines(
+        &config.model_dir,
+        &engine_config,
+        config.workers(),
+        config.lone_batch_threads(),
+        reserve.as_deref(),
+    )?)
 }
 
 /// Resolves on SIGTERM or Ctrl-C: what Kubernetes and a terminal send to stop us.
