@@ -1,9 +1,11 @@
 """Peer for the training benchmark: the Hugging Face Trainer fine-tuning the same model on the
-same SQuAD windows (run_qa.py's prepare_train_features), batch 16, bf16 autocast on CPU.
+same SQuAD windows (run_qa.py's prepare_train_features), batch 16, on CPU.
 
-Usage: python bench/train_hf.py MODEL_DIR TRAIN.json.gz QUESTIONS PADDING
+Usage: python bench/train_hf.py MODEL_DIR TRAIN.json.gz QUESTIONS PADDING [PRECISION]
   PADDING: "max_length" (run_qa.py's default, every window padded to 384) or "dynamic"
   (pad per batch + group_by_length, the fastest a Trainer user can configure).
+  PRECISION: "bf16" (autocast, the default) or "fp32" (what a CPU without bf16 gets, to set
+  beside `finetune --precision fp32`).
 Prints one line: windows, seconds, windows/s.
 """
 import gzip
@@ -51,13 +53,17 @@ def features(tokenizer, path, limit, pad):
 
 def main():
     model_dir, train_path, limit, pad = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    precision = sys.argv[5] if len(sys.argv) > 5 else "bf16"
+    if precision not in ("bf16", "fp32"):
+        sys.exit(f"PRECISION must be bf16 or fp32, not {precision!r}")
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = BertForQuestionAnswering.from_pretrained(model_dir)
     rows = features(tokenizer, train_path, limit, pad)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, per_device_train_batch_size=16, num_train_epochs=1,
-                                 learning_rate=3e-5, warmup_ratio=0.1, weight_decay=0.01, bf16=True,
+                                 learning_rate=3e-5, warmup_ratio=0.1, weight_decay=0.01,
+                                 bf16=(precision == "bf16"),
                                  use_cpu=True, report_to=[], save_strategy="no", logging_steps=10_000,
                                  group_by_length=(pad == "dynamic"), dataloader_num_workers=0)
         collator = default_data_collator if pad == "max_length" else DataCollatorWithPadding(tokenizer)
@@ -65,8 +71,9 @@ def main():
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
-    print("hf-train %s: %d windows, %.1f s, %.2f windows/s (torch %s, %d threads)"
-          % (pad, len(rows), seconds, len(rows) / seconds, torch.__version__, torch.get_num_threads()))
+    print("hf-train %s %s: %d windows, %.1f s, %.2f windows/s (torch %s, %d threads)"
+          % (pad, precision, len(rows), seconds, len(rows) / seconds, torch.__version__,
+             torch.get_num_threads()))
 
 
 if __name__ == "__main__":

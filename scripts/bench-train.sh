@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Training speed, finetune (fp32 and bf16) vs the Hugging Face Trainer (bf16 autocast, padded
-# to 384 as run_qa.py does, and with dynamic padding), same model, same first QUESTIONS train
-# questions (~1 window each), batch 16, side by side in one run; rewrites the "Training"
-# section of bench/RESULTS.md. Usage: scripts/bench-train.sh [SQUAD_DIR] [QUESTIONS]
+# to 384 as run_qa.py does, and with dynamic padding; and fp32 with dynamic padding, the peer of
+# `--precision auto` on a CPU without bf16), same model, same first QUESTIONS train questions
+# (~1 window each), batch 16, side by side in one run; rewrites the "Training" section of
+# bench/RESULTS.md. Usage: scripts/bench-train.sh [SQUAD_DIR] [QUESTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 squad="${1:-../shared/data/squad}"
 questions="${2:-2000}"
 python="$(scripts/bench-venv.sh --with-torch)"
 model=native/models/all-MiniLM-L6-v2
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --quiet --release --features train --bin finetune
 ours() {
   local out; out="$(mktemp -d)"
-  ./target/release/finetune --model "$model" --train "$squad/train-v1.1-rebuilt.json.gz" \
+  "$CARGO_TARGET_DIR/release/finetune" --model "$model" --train "$squad/train-v1.1-rebuilt.json.gz" \
     --dev "$squad/dev-v1.1.json.gz" --dev-limit 10 --train-limit "$questions" --batch-size 16 \
     --epochs 1 --precision "$1" --out "$out" --quiet >"$out/summary.json" 2>/dev/null
   python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print('%d windows, %.1f s, %.2f windows/s' % (s['data']['windows'], s['train_seconds'], s['windows_per_second']))" "$out/summary.json"
@@ -20,25 +22,44 @@ ours() {
 }
 bf16="$(ours bf16)"
 fp32="$(ours fp32)"
-hf_dyn="$("$python" bench/train_hf.py "$model" "$squad/train-v1.1-rebuilt.json.gz" "$questions" dynamic 2>/dev/null | grep '^hf-train')"
-hf_pad="$("$python" bench/train_hf.py "$model" "$squad/train-v1.1-rebuilt.json.gz" "$questions" max_length 2>/dev/null | grep '^hf-train')"
+# `--precision auto`'s choice on this CPU, as src/train picks it (bf16 where the CPU has it).
+if grep -qw -e avx512_bf16 -e amx_bf16 /proc/cpuinfo; then on_bf16=" (the default on this CPU)"; on_fp32=""
+else on_bf16=""; on_fp32=" (the default on this CPU)"; fi
+hf() { # PADDING PRECISION: the Trainer's line without its label
+  "$python" bench/train_hf.py "$model" "$squad/train-v1.1-rebuilt.json.gz" "$questions" "$@" \
+    2>/dev/null | sed -n 's/^hf-train [a-z_]* [a-z0-9]*: //p'
+}
+hf_dyn="$(hf dynamic bf16)"
+hf_pad="$(hf max_length bf16)"
 # mmap_max=0 + a huge trim_threshold: glibc never hands freed memory back to the kernel.
-hf_kept="$(GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736 \
-  "$python" bench/train_hf.py "$model" "$squad/train-v1.1-rebuilt.json.gz" "$questions" dynamic 2>/dev/null | grep '^hf-train')"
+kept=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736
+hf_kept="$(GLIBC_TUNABLES=$kept hf dynamic bf16)"
+hf_kept_fp32="$(GLIBC_TUNABLES=$kept hf dynamic fp32)"
+rate() { sed -n 's/.* \([0-9.]*\) windows\/s.*/\1/p' <<<"$1"; }
+ratio() { python3 -c "import sys; print('%.2fx' % (float(sys.argv[1]) / float(sys.argv[2])))" "$(rate "$1")" "$(rate "$2")"; }
+# The CPU class every figure needs: family/model and the ISA extensions that decide the kernels.
+cpu="family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p')"
+for flag in avx2 avx512f avx512_vnni avx512_bf16 amx_tile; do
+  grep -qw "$flag" /proc/cpuinfo && cpu+=", $flag"
+done
 section="$(cat <<MD
 <!-- train:begin -->
 ## Training (all-MiniLM-L6-v2 + QA head, first $questions SQuAD v1.1 train questions, batch 16)
 
-Measured $(date -u +%Y-%m-%d) on $(nproc) cores of "$(lscpu | sed -n 's/^Model name: *//p')" by \`scripts/bench-train.sh\`.
+Measured $(date -u +%Y-%m-%d) on $(nproc) cores of "$(lscpu | sed -n 's/^Model name: *//p')" ($cpu) by \`scripts/bench-train.sh\`.
 Training steps only (data preparation and evaluation excluded), one epoch.
 
 | implementation | result |
 | --- | --- |
-| bertqa \`finetune\`, bf16, length-bucketed batches (the default on this CPU) | $bf16 |
-| bertqa \`finetune\`, fp32, length-bucketed batches | $fp32 |
-| HF Trainer, bf16 autocast, padded to 384 (run_qa.py default) | ${hf_pad#hf-train max_length: } |
-| HF Trainer, bf16 autocast, dynamic padding + group_by_length | ${hf_dyn#hf-train dynamic: } |
-| the same, glibc malloc keeping freed memory (\`GLIBC_TUNABLES\`) | ${hf_kept#hf-train dynamic: } |
+| bertqa \`finetune\`, bf16, length-bucketed batches$on_bf16 | $bf16 |
+| bertqa \`finetune\`, fp32, length-bucketed batches$on_fp32 | $fp32 |
+| HF Trainer, bf16 autocast, padded to 384 (run_qa.py default) | $hf_pad |
+| HF Trainer, bf16 autocast, dynamic padding + group_by_length | $hf_dyn |
+| the same, glibc malloc keeping freed memory (\`GLIBC_TUNABLES\`) | $hf_kept |
+| HF Trainer, fp32, dynamic padding + group_by_length, glibc keeping freed memory | $hf_kept_fp32 |
+
+Against the best-configured Trainer of the same precision: bf16 $(ratio "$bf16" "$hf_kept"),
+fp32 $(ratio "$fp32" "$hf_kept_fp32").
 <!-- train:end -->
 MD
 )"

@@ -1,12 +1,13 @@
-//! Dropout with masks from a counter-based generator, filled by several threads.
+//! Dropout with masks from a counter-based generator, written straight into the tensor.
 //!
 //! libtorch draws CPU dropout masks one element at a time from a Mersenne Twister (its MKL
 //! path is only taken on Intel CPUs): on the 2-core AMD dev machine that serial loop was ~15%
 //! of every training step, attention probabilities being the largest tensors of BERT. Here
-//! element `i` of a mask is a pure function of `(key, i)` (SplitMix64), so threads fill
-//! disjoint ranges and the mask does not depend on their number. The key is one draw from
-//! libtorch's generator, so `tch::manual_seed` still fixes every mask, which is what lets
-//! `--resume` replay a run. Tensors on a GPU use libtorch's own dropout.
+//! element `i` of a mask is a pure function of `(key, i)` (SplitMix64), so the mask does not
+//! depend on how it is computed: eight words at a time in vector registers (AVX-512 or AVX2
+//! where the CPU has them), into the tensor's own memory. The key is one draw from libtorch's
+//! generator, so `tch::manual_seed` still fixes every mask, which is what lets `--resume`
+//! replay a run. Tensors on a GPU use libtorch's own dropout.
 
 use half::bf16;
 use tch::{Device, Kind, Tensor};
@@ -15,6 +16,12 @@ use crate::qa::random::splitmix64_at;
 
 /// Resolution of the drop probability: each element draws 16 random bits.
 const LEVELS: f64 = 65_536.0;
+
+/// Mask elements per random word (16 bits each).
+const PER_WORD: usize = 4;
+
+/// Words drawn together: 32 elements, one 512-bit vector of bf16.
+const WORDS_PER_BLOCK: usize = 8;
 
 /// The keep mask of one dropout: 0 where dropped, 1 where kept, and the factor that restores
 /// the expected value of the kept elements.
@@ -26,23 +33,28 @@ pub struct KeepMask {
     pub scale: f64,
 }
 
+/// The mask's 16-bit threshold for drop probability `p`, and its key: one draw from
+/// libtorch's generator.
+fn draw(p: f64) -> (u16, u64) {
+    let threshold = (p.clamp(0.0, 1.0) * LEVELS).round().min(LEVELS - 1.0) as u16;
+    let key = Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]) as u64;
+    (threshold, key)
+}
+
+fn scale_of(threshold: u16) -> f64 {
+    LEVELS / (LEVELS - f64::from(threshold))
+}
+
 /// A mask of `size` in `kind` (fp32 or bf16) dropping each element with probability `p`.
 pub fn keep_mask(size: &[i64], p: f64, kind: Kind) -> KeepMask {
-    let threshold = (p.clamp(0.0, 1.0) * LEVELS).round().min(LEVELS - 1.0) as u16;
-    let numel = size.iter().product::<i64>().max(0) as usize;
-    let key = Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]) as u64;
+    let (threshold, key) = draw(p);
     let mask = match kind {
-        // tch 0.26 tags `half::bf16` slices as Half: the bits are bf16, so view them as such.
-        Kind::BFloat16 => Tensor::from_slice(&fill(numel, key, threshold, bf16::ONE, bf16::ZERO))
-            .view_dtype(Kind::BFloat16)
-            .view(size),
-        _ => Tensor::from_slice(&fill(numel, key, threshold, 1f32, 0f32))
-            .view(size)
-            .to_kind(kind),
+        Kind::BFloat16 => filled(size, kind, key, threshold, bf16::ONE.to_bits()),
+        _ => filled(size, Kind::Float, key, threshold, 1f32).to_kind(kind),
     };
     KeepMask {
         mask,
-        scale: LEVELS / (LEVELS - f64::from(threshold)),
+        scale: scale_of(threshold),
     }
 }
 
@@ -55,34 +67,96 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     if x.device() != Device::Cpu {
         return x.dropout(p, train);
     }
+    if x.kind() == Kind::Float {
+        // The kept elements hold the scale itself: `x * s` is what `(x * 1) * s` gives, bit
+        // for bit (libtorch multiplies an fp32 tensor by the scalar rounded to fp32), in one
+        // pass over `x` instead of two, forward and backward.
+        let (threshold, key) = draw(p);
+        let scale = scale_of(threshold) as f32;
+        return x * filled(&x.size(), Kind::Float, key, threshold, scale);
+    }
     let keep = keep_mask(&x.size(), p, x.kind());
     x * keep.mask * keep.scale
 }
 
-/// `numel` values, element `i` being `zero` when 16 bits of `splitmix64_at(key, i / 4)` fall
-/// below `threshold`, else `one`; filled by as many threads as libtorch uses.
-fn fill<T: Copy + Send>(numel: usize, key: u64, threshold: u16, one: T, zero: T) -> Vec<T> {
-    let mut out = vec![zero; numel];
-    let threads = tch::get_num_threads().max(1) as usize;
-    // Chunks are whole groups of 4 elements (one random word), so a chunk's first element
-    // index tells its first word.
-    let chunk = numel.div_ceil(threads).div_ceil(4).max(1) * 4;
-    std::thread::scope(|scope| {
-        for (c, part) in out.chunks_mut(chunk).enumerate() {
-            let first_word = (c * chunk / 4) as u64;
-            scope.spawn(move || {
-                for (w, group) in part.chunks_mut(4).enumerate() {
-                    let bits = splitmix64_at(key, first_word + w as u64);
-                    for (j, value) in group.iter_mut().enumerate() {
-                        if (bits >> (16 * j)) as u16 >= threshold {
-                            *value = one;
-                        }
-                    }
-                }
-            });
+/// A new CPU tensor of `size` in `kind`, whose elements are `T`s (`kind`'s bits), filled with
+/// the mask of `key`: `kept` where an element's 16 bits reach `threshold`, else zero.
+fn filled<T: MaskElement>(size: &[i64], kind: Kind, key: u64, threshold: u16, kept: T) -> Tensor {
+    let mask = Tensor::empty(size, (kind, Device::Cpu));
+    let numel = mask.numel();
+    assert_eq!(mask.kind().elt_size_in_bytes(), std::mem::size_of::<T>());
+    // SAFETY: a fresh contiguous CPU tensor of `numel` elements of `T`'s size, which nothing
+    // else references until this function returns it.
+    let out = unsafe { std::slice::from_raw_parts_mut(mask.data_ptr().cast::<T>(), numel) };
+    fill(out, key, threshold, kept);
+    mask
+}
+
+/// The element types masks are written in: f32, and bf16 as its bits.
+trait MaskElement: Copy + Default {}
+impl MaskElement for f32 {}
+impl MaskElement for u16 {}
+
+/// Element `i` of `out` <- `kept` when 16 bits of `splitmix64_at(key, i / 4)` reach
+/// `threshold`, else zero; at the widest vectors this CPU has.
+fn fill<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512dq") && has!("avx512bw") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { fill_avx512(out, key, threshold, kept) };
         }
-    });
-    out
+        if has!("avx2") {
+            // SAFETY: as above.
+            return unsafe { fill_avx2(out, key, threshold, kept) };
+        }
+    }
+    fill_blocks(out, key, threshold, kept);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw")]
+unsafe fn fill_avx512<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T) {
+    fill_blocks(out, key, threshold, kept);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_avx2<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T) {
+    fill_blocks(out, key, threshold, kept);
+}
+
+/// [`fill`]'s arithmetic, inlined into each width's function so that its loops compile at
+/// that width: whole blocks of eight words as arrays (which the compiler keeps in vector
+/// registers), then the last elements word by word.
+#[inline(always)]
+fn fill_blocks<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T) {
+    let pick = |bits: u16| {
+        if bits >= threshold {
+            kept
+        } else {
+            T::default()
+        }
+    };
+    let block = WORDS_PER_BLOCK * PER_WORD;
+    let whole = out.len() / block;
+    let (blocks, rest) = out.split_at_mut(whole * block);
+    for (b, chunk) in blocks.chunks_exact_mut(block).enumerate() {
+        let first = (b * WORDS_PER_BLOCK) as u64;
+        let words: [u64; WORDS_PER_BLOCK] =
+            std::array::from_fn(|w| splitmix64_at(key, first + w as u64));
+        for (k, value) in chunk.iter_mut().enumerate() {
+            *value = pick((words[k / PER_WORD] >> (16 * (k % PER_WORD))) as u16);
+        }
+    }
+    let first = (whole * WORDS_PER_BLOCK) as u64;
+    for (w, group) in rest.chunks_mut(PER_WORD).enumerate() {
+        let bits = splitmix64_at(key, first + w as u64);
+        for (j, value) in group.iter_mut().enumerate() {
+            *value = pick((bits >> (16 * j)) as u16);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +192,70 @@ mod tests {
         assert!(!a.equal(&draw(2, 1)));
         assert_eq!(a.size(), size);
         assert_eq!(a.kind(), Kind::BFloat16);
+    }
+
+    /// Element `i`'s value as the mask is defined: word `i / 4`, bits `16 (i % 4)` up.
+    fn reference<T: MaskElement>(len: usize, key: u64, threshold: u16, kept: T) -> Vec<T> {
+        (0..len)
+            .map(|i| {
+                let bits = (splitmix64_at(key, (i / 4) as u64) >> (16 * (i % 4))) as u16;
+                if bits >= threshold {
+                    kept
+                } else {
+                    T::default()
+                }
+            })
+            .collect()
+    }
+
+    /// One way of writing a mask.
+    type Fill<T> = fn(&mut [T], u64, u16, T);
+
+    /// Every width this CPU runs (and the portable loop) against the definition, at lengths
+    /// around the blocks' 32 elements and the words' 4.
+    fn every_width_matches<T: MaskElement + PartialEq + std::fmt::Debug>(kept: T) {
+        let key = 0x0123_4567_89AB_CDEF;
+        for len in [0, 1, 3, 4, 5, 31, 32, 33, 64, 1_003] {
+            let expected = reference(len, key, 6_554, kept);
+            let mut ways: Vec<(&str, Fill<T>)> =
+                vec![("portable", fill_blocks), ("dispatched", fill)];
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    ways.push(("avx2", |o, k, t, v| unsafe { fill_avx2(o, k, t, v) }));
+                }
+                if has!("avx512f") && has!("avx512dq") && has!("avx512bw") {
+                    // SAFETY: the CPU has these features.
+                    ways.push(("avx512", |o, k, t, v| unsafe { fill_avx512(o, k, t, v) }));
+                }
+            }
+            for (name, way) in ways {
+                let mut out = vec![kept; len];
+                way(&mut out, key, 6_554, kept);
+                assert_eq!(out, expected, "{name}, {len} elements");
+            }
+        }
+    }
+
+    #[test]
+    fn every_width_writes_the_defined_mask() {
+        every_width_matches(bf16::ONE.to_bits());
+        every_width_matches(1.25f32);
+    }
+
+    #[test]
+    fn fp32_dropout_equals_the_mask_then_the_scale_bit_for_bit() {
+        tch::manual_seed(11);
+        let x = Tensor::randn([3, 50, 37], (Kind::Float, Device::Cpu)) * 1e3;
+        tch::manual_seed(5);
+        let fused = dropout(&x, 0.1, true);
+        tch::manual_seed(5);
+        let keep = keep_mask(&x.size(), 0.1, Kind::Float);
+        let unfused = &x * keep.mask * keep.scale;
+        assert!(fused.equal(&unfused));
+        assert!(fused.eq(0.0).any().int64_value(&[]) == 1);
     }
 
     #[test]
