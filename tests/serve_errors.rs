@@ -171,6 +171,15 @@ async fn every_bad_input_gets_its_status_and_error_type() {
             "validation",
         ),
         (
+            // The next double after 1 (schemathesis found it passing as an f32's 1.0).
+            "min_score one ulp above 1",
+            "/answer",
+            json_ct,
+            with("min_score", json!(1.000_000_000_000_000_2)),
+            422,
+            "validation",
+        ),
+        (
             "a null answer from a v1.1 model",
             "/answer",
             json_ct,

@@ -121,7 +121,8 @@ async fn answer_one(
         null_threshold: state
             .null_threshold
             .filter(|_| request.handle_impossible_answer == Some(true)),
-        min_score: request.min_score,
+        // Checked to lie in 0..=1, where scores (f32) live.
+        min_score: request.min_score.map(|m| m as f32),
         top_k: request.top_k.unwrap_or(1),
     };
     let with_null = state.null_threshold.is_some();

@@ -50,9 +50,11 @@ pub struct AnswerRequest {
     #[schema(minimum = 1)]
     pub max_answer_len: Option<usize>,
     /// Answer nothing (`no_answer: true`) when the best answer's `score` is below this.
+    // A double, so the bounds are checked on the number sent: read as an f32,
+    // 1.0000000000000002 would round to 1 and pass.
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 1.0)]
-    pub min_score: Option<f32>,
+    pub min_score: Option<f64>,
     /// SQuAD v2.0 models: let the model's trained null answer say "not here", past the
     /// threshold tuned on SQuAD v2.0 dev (off by default, as in the HF pipeline: that
     /// threshold also turns down many answerable questions); v1.1 models have none, and
