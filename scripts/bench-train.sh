@@ -10,6 +10,8 @@ squad="${1:-../shared/data/squad}"
 questions="${2:-2000}"
 python="$(scripts/bench-venv.sh --with-torch)"
 model=native/models/all-MiniLM-L6-v2
+# shellcheck source=scripts/lib/cpu.sh
+source scripts/lib/cpu.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --quiet --release --features train --bin finetune
 ours() {
@@ -37,16 +39,11 @@ hf_kept="$(GLIBC_TUNABLES=$kept hf dynamic bf16)"
 hf_kept_fp32="$(GLIBC_TUNABLES=$kept hf dynamic fp32)"
 rate() { sed -n 's/.* \([0-9.]*\) windows\/s.*/\1/p' <<<"$1"; }
 ratio() { python3 -c "import sys; print('%.2fx' % (float(sys.argv[1]) / float(sys.argv[2])))" "$(rate "$1")" "$(rate "$2")"; }
-# The CPU class every figure needs: family/model and the ISA extensions that decide the kernels.
-cpu="family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p')"
-for flag in avx2 avx512f avx512_vnni avx512_bf16 amx_tile; do
-  grep -qw "$flag" /proc/cpuinfo && cpu+=", $flag"
-done
 section="$(cat <<MD
 <!-- train:begin -->
 ## Training (all-MiniLM-L6-v2 + QA head, first $questions SQuAD v1.1 train questions, batch 16)
 
-Measured $(date -u +%Y-%m-%d) on $(nproc) cores of "$(lscpu | sed -n 's/^Model name: *//p')" ($cpu) by \`scripts/bench-train.sh\`.
+Measured $(date -u +%Y-%m-%d) on $(cpu_summary) by \`scripts/bench-train.sh\`.
 Training steps only (data preparation and evaluation excluded), one epoch.
 
 | implementation | result |
