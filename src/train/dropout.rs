@@ -49,8 +49,8 @@ fn scale_of(threshold: u16) -> f64 {
 pub fn keep_mask(size: &[i64], p: f64, kind: Kind) -> KeepMask {
     let (threshold, key) = draw(p);
     let mask = match kind {
-        Kind::BFloat16 => filled(size, kind, key, threshold, bf16::ONE.to_bits()),
-        _ => filled(size, Kind::Float, key, threshold, 1f32).to_kind(kind),
+        Kind::BFloat16 => filled(size, key, threshold, bf16::ONE.to_bits()),
+        _ => filled(size, key, threshold, 1f32).to_kind(kind),
     };
     KeepMask {
         mask,
@@ -73,29 +73,37 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
         // pass over `x` instead of two, forward and backward.
         let (threshold, key) = draw(p);
         let scale = scale_of(threshold) as f32;
-        return x * filled(&x.size(), Kind::Float, key, threshold, scale);
+        return x * filled(&x.size(), key, threshold, scale);
     }
     let keep = keep_mask(&x.size(), p, x.kind());
     x * keep.mask * keep.scale
 }
 
-/// A new CPU tensor of `size` in `kind`, whose elements are `T`s (`kind`'s bits), filled with
-/// the mask of `key`: `kept` where an element's 16 bits reach `threshold`, else zero.
-fn filled<T: MaskElement>(size: &[i64], kind: Kind, key: u64, threshold: u16, kept: T) -> Tensor {
-    let mask = Tensor::empty(size, (kind, Device::Cpu));
+/// A new CPU tensor of `size` in `T`'s kind, filled with the mask of `key`: `kept` where an
+/// element's 16 bits reach `threshold`, else zero.
+fn filled<T: MaskElement>(size: &[i64], key: u64, threshold: u16, kept: T) -> Tensor {
+    let mask = Tensor::empty(size, (T::KIND, Device::Cpu));
     let numel = mask.numel();
-    assert_eq!(mask.kind().elt_size_in_bytes(), std::mem::size_of::<T>());
-    // SAFETY: a fresh contiguous CPU tensor of `numel` elements of `T`'s size, which nothing
-    // else references until this function returns it.
+    // SAFETY: a fresh contiguous CPU tensor of `numel` elements of `T::KIND`, whose elements
+    // are `T`s, which nothing else references until this function returns it.
     let out = unsafe { std::slice::from_raw_parts_mut(mask.data_ptr().cast::<T>(), numel) };
     fill(out, key, threshold, kept);
     mask
 }
 
 /// The element types masks are written in: f32, and bf16 as its bits.
-trait MaskElement: Copy + Default {}
-impl MaskElement for f32 {}
-impl MaskElement for u16 {}
+trait MaskElement: Copy + Default {
+    /// The tensor kind whose elements are this type's bits.
+    const KIND: Kind;
+}
+
+impl MaskElement for f32 {
+    const KIND: Kind = Kind::Float;
+}
+
+impl MaskElement for u16 {
+    const KIND: Kind = Kind::BFloat16;
+}
 
 /// Element `i` of `out` <- `kept` when 16 bits of `splitmix64_at(key, i / 4)` reach
 /// `threshold`, else zero; at the widest vectors this CPU has.
