@@ -1,10 +1,11 @@
-//! bertqa's fused CPU kernels against the same int8 graph run operator by operator
-//! (`--kernels fused` vs `--kernels onnx`): the two take turns, five batches at a time (an
-//! idle session's threads spin a while and would slow the other's first batch), so this
-//! host's drifting speed falls on both alike; and the largest logit gap between them.
+//! Two `--kernels` levels on the same int8 graph (by default bertqa's fused kernels against
+//! the graph run operator by operator): the two take turns, five batches at a time (an idle
+//! session's threads spin a while and would slow the other's first batch), so this host's
+//! drifting speed falls on both alike; and the largest logit gap between them.
 //!
-//! Usage: `cargo bench --bench kernels -- MODEL_DIR [THREADS [ROUNDS]]`; prints one markdown
-//! row per shape: median ms per batch each way, the ratio, and max |fused - onnx| logit.
+//! Usage: `cargo bench --bench kernels -- MODEL_DIR [THREADS [ROUNDS [NEW [OLD]]]]` (levels as
+//! `--kernels` names them, default `fused` and `onnx`); prints one markdown row per shape:
+//! median ms per batch each way, the ratio, and max |new - old| logit.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use std::time::Instant;
 use bertqa::qa::batch::PaddedBatch;
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::runtime::fused::Kernels;
+use clap::ValueEnum;
 
 /// Windows of ordinary word ids, the last one of each batch a third shorter (padded), as
 /// the server's batches are.
@@ -51,6 +53,12 @@ fn main() -> anyhow::Result<()> {
     );
     let threads = args.get(1).map(|t| t.parse()).transpose()?;
     let rounds: usize = args.get(2).map_or(Ok(12), |r| r.parse())?;
+    let level = |i: usize, default: Kernels| {
+        args.get(i).map_or(Ok(default), |name| {
+            Kernels::from_str(name, false).map_err(|e| anyhow::anyhow!("{name}: {e}"))
+        })
+    };
+    let (new, old) = (level(3, Kernels::Fused)?, level(4, Kernels::Onnx)?);
     let load = |kernels| {
         let config = EngineConfig {
             threads,
@@ -60,8 +68,8 @@ fn main() -> anyhow::Result<()> {
         };
         Engine::load(&folder, &config)
     };
-    let mut engines = [load(Kernels::Fused)?, load(Kernels::Onnx)?];
-    println!("| batch x tokens | fused ms | onnx ms | onnx / fused | max logit gap |");
+    let mut engines = [load(new)?, load(old)?];
+    println!("| batch x tokens | {new:?} ms | {old:?} ms | old / new | max logit gap |");
     println!("| --- | --- | --- | --- | --- |");
     for (windows, len) in [(1, 192), (4, 192), (8, 192), (4, 384), (32, 192)] {
         let input = batch(windows, len);
@@ -79,13 +87,13 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        let [fused, onnx] = times.map(median);
+        let [new, old] = times.map(median);
         let (a, b) = (&logits[0], &logits[1]);
         let gap = a.0.iter().zip(&b.0).chain(a.1.iter().zip(&b.1));
         let gap = gap.map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
         println!(
-            "| {windows} x {len} | {fused:.2} | {onnx:.2} | {:.3} | {gap:.2e} |",
-            onnx / fused
+            "| {windows} x {len} | {new:.2} | {old:.2} | {:.3} | {gap:.2e} |",
+            old / new
         );
     }
     Ok(())

@@ -7,12 +7,14 @@
 # "peers" section of bench/RESULTS.md. Stop anything else using the cores first.
 # bertqa and Python ONNX Runtime take turns for ROUNDS rounds (this host's speed drifts by up to
 # a third between minutes, so one round each can favour either); the HF pipeline runs once.
-# Usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR|- [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS] [ROUNDS] [WORKERSxTHREADS]
+# Usage: scripts/bench-peers.sh MODEL_DIR CHECKPOINT_DIR|- [QUESTIONS] [LEVELS] [ACCURACY_QUESTIONS] [ROUNDS] [WORKERSxTHREADS|"SERVE FLAGS"]
 #   MODEL_DIR: bertqa model folder (its int8 graph is served); CHECKPOINT_DIR: the same weights
 #   in Hugging Face layout (finetune's best/), or - to recover them from MODEL_DIR's graph
 #   (bench/checkpoint_from_graph.py: its int8 weights dequantized, smoothing undone), for when
 #   the training run's checkpoint is not on this machine. WORKERSxTHREADS (e.g. 2x1) adds
-#   `bertqa serve --workers W --threads T` to every round beside the default settings.
+#   `bertqa serve --workers W --threads T` to every round beside the default settings; any
+#   other last argument is taken as `bertqa serve` flags to add the same way (e.g.
+#   "--kernels fused").
 #   Defaults: 1000 questions, 1,8,32,64, 2000, 3, none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,14 @@ levels="${4:-1,8,32,64}"
 accuracy_questions="${5:-2000}"
 rounds="${6:-3}"
 split="${7:-}"
+# The second bertqa configuration, when asked for: its flags and its label.
+if [[ $split =~ ^[0-9]+x[0-9]+$ ]]; then
+  extra=(--workers "${split%x*}" --threads "${split#*x}")
+  extra_label="workers-$split"
+else
+  read -r -a extra <<<"$split"
+  extra_label="$(tr -s ' -' '-' <<<"$split" | sed 's/^-//')"
+fi
 python="$(scripts/bench-venv.sh --with-torch)"
 weights="the training run's checkpoint"
 if [[ $checkpoint == - ]]; then
@@ -53,8 +63,8 @@ peer_http() { # LABEL COMMAND...
 for _ in $(seq "$rounds"); do
   load_bare 18094 bertqa-int8 "$questions" "$levels" --model-dir "$model"
   if [[ -n $split ]]; then
-    load_bare 18094 "bertqa-int8-workers-$split" "$questions" "$levels" --model-dir "$model" \
-      --workers "${split%x*}" --threads "${split#*x}"
+    load_bare 18094 "bertqa-int8-$extra_label" "$questions" "$levels" --model-dir "$model" \
+      "${extra[@]}"
   fi
   peer_http ort-python-int8 "$python" bench/serve_ort.py "$checkpoint" serve "$graphs" 18095 int8
 done
@@ -81,12 +91,12 @@ section="$(cat <<MD
 Same fine-tuned weights (\`$(basename "$model")\` and, for the peers, $weights), the same load client
 (\`benches/load.rs\`, on the same cores), the first $questions dev v1.1 questions, one run;
 bertqa and Python ONNX Runtime took turns for $rounds rounds, the HF pipeline ran once:
-\`bertqa serve\` (its shipped int8 graph, default settings${split:+, and \`--workers ${split%x*} --threads ${split#*x}\`}); Python ONNX Runtime with stock
+\`bertqa serve\` (its shipped int8 graph, default settings${split:+, and \`${extra[*]}\`}); Python ONNX Runtime with stock
 dynamic int8 (\`torch.onnx.export\` + \`quantize_dynamic\` per-channel QInt8, run_qa's windows
 and n-best search, \`bench/serve_ort.py\`) behind FastAPI/uvicorn; the Hugging Face
 \`pipeline("question-answering")\` fp32 behind the same FastAPI server.
 CPU: $(cpu_summary), measured $(date -u +%Y-%m-%d).
-Command: \`scripts/bench-peers.sh $model $checkpoint_arg $questions $levels $accuracy_questions $rounds $split\`.
+Command: \`scripts/bench-peers.sh $model $checkpoint_arg $questions $levels $accuracy_questions $rounds ${split:+\"$split\"}\`.
 
 $table
 

@@ -1,4 +1,4 @@
-//! bertqa's fused CPU kernels (`--kernels fused`, the default) give the logits of the graph run
+//! bertqa's fused CPU kernels (`--kernels fused`) give the logits of the graph run
 //! operator by operator (`--kernels onnx`) bit for bit, on the shipped model and on a row-wise
 //! export, and replace only the sites that are exactly what the exporter writes.
 
@@ -61,7 +61,8 @@ fn assert_same_logits(folder: &Path, batch: &PaddedBatch, what: &str) {
 fn the_shipped_graph_fuses_every_quantization_site_and_answers_bit_for_bit() {
     let folder = shipped_model();
     let (bytes, model) = int8_graph(&folder);
-    let (fused, sites) = fuse(&model, &bytes).expect("the shipped graph has fusable sites");
+    let (fused, sites) =
+        fuse(&model, &bytes, Kernels::Fused).expect("the shipped graph has fusable sites");
     assert_eq!(sites, 24, "four sites a layer");
     let graph = fused.graph.as_ref().unwrap();
     let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
@@ -84,7 +85,10 @@ fn a_rowwise_export_fuses_every_site_and_a_site_unlike_the_exporters_is_left_alo
     let rowwise = common::tiny_int8_export(dir.path(), WeightFormat::Int8Rowwise, "rowwise");
     let (bytes, model) = int8_graph(&rowwise);
     let layers = 2;
-    assert_eq!(fuse(&model, &bytes).map(|(_, n)| n), Some(4 * layers));
+    assert_eq!(
+        fuse(&model, &bytes, Kernels::Fused).map(|(_, n)| n),
+        Some(4 * layers)
+    );
     assert_same_logits(&rowwise, &dev_batch(&rowwise, 6), "row-wise export");
 
     // One site's QuantizeLinear with a step of 2 instead of 1 is not the exporter's: that
@@ -101,14 +105,24 @@ fn a_rowwise_export_fuses_every_site_and_a_site_unlike_the_exporters_is_left_alo
     assert_eq!(constant.data_type, data_type::FLOAT);
     constant.raw_data = 2.0f32.to_le_bytes().to_vec();
     let changed_bytes = changed.encode_to_vec();
-    let fused = fuse(&changed, &changed_bytes).map(|(_, n)| n);
+    let fused = fuse(&changed, &changed_bytes, Kernels::Fused).map(|(_, n)| n);
     assert_eq!(fused, Some(4 * layers - 1));
 
     // Bytes the decoded message does not hold all of (a field it does not declare) are not
     // rewritten, and neither is a graph without the pattern (fp32).
     let mut longer = bytes.clone();
     longer.extend_from_slice(&[0x9a, 0x01, 0x01, 0x00]); // field 19, 1 byte: unknown here
-    assert!(fuse(&ModelProto::decode(longer.as_slice()).unwrap(), &longer).is_none());
+    assert!(fuse(
+        &ModelProto::decode(longer.as_slice()).unwrap(),
+        &longer,
+        Kernels::Fused
+    )
+    .is_none());
     let fp32 = std::fs::read(dir.path().join("model").join("model.onnx")).unwrap();
-    assert!(fuse(&ModelProto::decode(fp32.as_slice()).unwrap(), &fp32).is_none());
+    assert!(fuse(
+        &ModelProto::decode(fp32.as_slice()).unwrap(),
+        &fp32,
+        Kernels::Fused
+    )
+    .is_none());
 }

@@ -31,7 +31,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// CPU kernels, as `serve --kernels`.
-    #[arg(long, value_enum, default_value_t = Kernels::Fused)]
+    #[arg(long, value_enum, default_value_t = Kernels::FusedAttention)]
     pub kernels: Kernels,
 }
 

@@ -231,15 +231,16 @@ fn with_kernels(
     builder: SessionBuilder,
 ) -> Result<(ModelProto, Vec<u8>, SessionBuilder, usize), EngineError> {
     let fused = match (config.kernels, config.device) {
-        (Kernels::Fused, DeviceKind::Cpu) => fused::fuse(&model, &bytes),
-        _ => None,
+        (kernels, DeviceKind::Cpu) => fused::fuse(&model, &bytes, kernels),
+        (_, DeviceKind::Cuda) => None,
     };
     let Some((fused, sites)) = fused else {
         return Ok((model, bytes, builder, 0));
     };
     tracing::info!(
         sites,
-        "int8 activation quantization run by bertqa's fused kernels (--kernels fused)"
+        kernels = ?config.kernels,
+        "sites of the graph run by bertqa's fused kernels"
     );
     let runtime = |e: ort::Error| EngineError::Runtime(e.to_string());
     let builder = builder
@@ -343,8 +344,9 @@ impl Engine {
         &self.graph
     }
 
-    /// How many activation quantization sites bertqa's fused kernels run (0 with
-    /// `--kernels onnx`, on CUDA, or for a graph without such sites).
+    /// How many sites of the graph bertqa's fused kernels run (activation quantization and,
+    /// with `--kernels fused-attention`, attention; 0 with `--kernels onnx`, on CUDA, or for
+    /// a graph without such sites).
     pub fn fused_sites(&self) -> usize {
         self.fused_sites
     }

@@ -47,10 +47,12 @@ pub struct ServeConfig {
     /// Graph to run.
     #[arg(long, env = "BERTQA_GRAPH", value_enum, default_value_t = GraphChoice::Auto)]
     pub graph: GraphChoice,
-    /// CPU kernels: `fused` runs an int8 graph's GELU and per-token quantization as one
-    /// bertqa kernel (same answers, fewer passes; bench/RESULTS.md), `onnx` every operator as
-    /// the file writes it.
-    #[arg(long, env = "BERTQA_KERNELS", value_enum, default_value_t = Kernels::Fused)]
+    /// CPU kernels: `fused-attention` runs each layer's attention as one bertqa kernel and an
+    /// int8 graph's activation quantization as bertqa's fused operators (faster; the answers
+    /// of the graph on 99.4% of dev, the same on every CPU: bench/RESULTS.md), `fused` only
+    /// the quantization (ONNX Runtime's logits bit for bit), `onnx` every operator as the
+    /// file writes it.
+    #[arg(long, env = "BERTQA_KERNELS", value_enum, default_value_t = Kernels::FusedAttention)]
     pub kernels: Kernels,
     /// Inference workers: ONNX Runtime sessions running batches side by side, each with
     /// `--threads` intra-op threads. Several small sessions keep the cores busier under load

@@ -42,8 +42,9 @@ pub struct GraphInfo {
     pub weights: String,
     /// `int8` or `fp32` matrix products.
     pub precision: String,
-    /// Activation quantization sites bertqa's fused CPU kernels run (`--kernels fused`); 0
-    /// when ONNX Runtime runs every operator as the file writes it.
+    /// Sites of the graph bertqa's fused CPU kernels run: activation quantization sites
+    /// (`--kernels fused`) and, with `fused-attention`, each layer's attention; 0 when ONNX
+    /// Runtime runs every operator as the file writes it.
     pub fused_sites: usize,
 }
 

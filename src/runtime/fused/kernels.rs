@@ -104,13 +104,13 @@ enum Step {
 }
 
 /// Input `i`, which the operator declares required.
-fn required(ctx: &ComputeContext, i: usize) -> ort::Result<ValueRef<'_>> {
+pub(super) fn required(ctx: &ComputeContext, i: usize) -> ort::Result<ValueRef<'_>> {
     ctx.input(i)?
         .ok_or_else(|| ort::Error::new(format!("input {i} is missing")))
 }
 
 /// The first value of input `i`, a scalar constant of the site.
-fn first<T: PrimitiveTensorElementType + Copy + std::fmt::Debug>(
+pub(super) fn first<T: PrimitiveTensorElementType + Copy + std::fmt::Debug>(
     ctx: &ComputeContext,
     i: usize,
 ) -> ort::Result<T> {

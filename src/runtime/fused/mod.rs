@@ -4,13 +4,16 @@
 //! answers are the same bit for bit. Today that is where the int8 graphs quantize activations:
 //! SmoothQuant's factors with the per-token quantization after them (the GELU output of
 //! `int8-static-gelu-rowwise`, every site of `int8-rowwise`), or with a calibrated step (the
-//! other sites of `int8-static-gelu-rowwise` and `int8-static`).
+//! other sites of `int8-static-gelu-rowwise` and `int8-static`). With `--kernels
+//! fused-attention`, each layer's attention too, in any graph (`attention`): those logits
+//! differ from ONNX Runtime's in the last bits, the same on every CPU.
 
+mod attention;
 mod kernels;
 mod math;
 mod pattern;
 
-use crate::onnx::proto::{ModelProto, OperatorSetIdProto};
+use crate::onnx::proto::{GraphProto, ModelProto, OperatorSetIdProto};
 use ort::operator::OperatorDomain;
 use prost::Message;
 
@@ -20,17 +23,28 @@ pub const DOMAIN: &str = "ai.bertqa";
 /// Whether graphs run ONNX Runtime's operators as written or with bertqa's fused kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum Kernels {
-    /// bertqa's fused kernels where the graph has their pattern (CPU only).
+    /// `fused`, and each layer's attention as one bertqa kernel (CPU with AVX2 + FMA or
+    /// AVX-512; logits within rounding of the graph's, the same on every such CPU).
+    FusedAttention,
+    /// bertqa's fused kernels where the graph has their pattern (CPU only), with the logits
+    /// ONNX Runtime gives for the graph, bit for bit.
     Fused,
     /// Every operator as the file writes it.
     Onnx,
 }
 
-/// `model` with every fusable site replaced, and how many sites were; None when there was
-/// none, or when `model` does not hold all of `bytes`, the file it was decoded from (a field
-/// bertqa's ONNX messages do not declare would be lost in the rewrite).
-pub fn fuse(model: &ModelProto, bytes: &[u8]) -> Option<(ModelProto, usize)> {
-    let sites = pattern::find_sites(model.graph.as_ref()?, DOMAIN);
+/// `model` with every site `kernels` fuses replaced, and how many sites were; None when there
+/// was none, or when `model` does not hold all of `bytes`, the file it was decoded from (a
+/// field bertqa's ONNX messages do not declare would be lost in the rewrite).
+pub fn fuse(model: &ModelProto, bytes: &[u8], kernels: Kernels) -> Option<(ModelProto, usize)> {
+    let graph = model.graph.as_ref()?;
+    let mut sites = match kernels {
+        Kernels::Onnx => return None,
+        Kernels::Fused | Kernels::FusedAttention => pattern::find_sites(graph, DOMAIN),
+    };
+    if kernels == Kernels::FusedAttention && attention::available() {
+        sites.extend(attention_sites(graph));
+    }
     if sites.is_empty() || model.encode_to_vec() != bytes {
         return None;
     }
@@ -44,9 +58,25 @@ pub fn fuse(model: &ModelProto, bytes: &[u8]) -> Option<(ModelProto, usize)> {
     Some((fused, count))
 }
 
+/// Every attention of `graph` the attention kernel can run.
+fn attention_sites(graph: &GraphProto) -> Vec<pattern::Site> {
+    let wiring = pattern::Wiring::of(graph);
+    let softmaxes = graph
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.op_type == "Softmax" && n.domain.is_empty() && n.input.len() == 1);
+    softmaxes
+        .filter_map(|(i, _)| {
+            attention::site::site_at(&wiring, i, DOMAIN, &format!("attention_{i}"))
+        })
+        .collect()
+}
+
 /// The operators a fused graph needs, to register on its session.
 pub fn operators() -> ort::Result<OperatorDomain> {
     OperatorDomain::new(DOMAIN)?
         .add(kernels::SmoothRowQuantize)?
-        .add(kernels::SmoothQuantize)
+        .add(kernels::SmoothQuantize)?
+        .add(attention::Attention)
 }

@@ -9,14 +9,14 @@ use crate::onnx::proto::{data_type, AttributeProto, GraphProto, NodeProto, Tenso
 
 /// One site found: the nodes it replaces and the node that replaces them.
 pub struct Site {
-    replaced: Vec<usize>,
-    /// Where the new node goes (the `QuantizeLinear` it ends with, after all its inputs).
-    at: usize,
-    node: NodeProto,
+    pub(super) replaced: Vec<usize>,
+    /// Where the new node goes (the last node it replaces, after all its inputs).
+    pub(super) at: usize,
+    pub(super) node: NodeProto,
 }
 
 /// The graph's wiring: who makes each value, who reads it, and the constants.
-struct Wiring<'g> {
+pub(super) struct Wiring<'g> {
     nodes: &'g [NodeProto],
     producer: HashMap<&'g str, usize>,
     consumers: HashMap<&'g str, Vec<usize>>,
@@ -24,7 +24,7 @@ struct Wiring<'g> {
 }
 
 impl<'g> Wiring<'g> {
-    fn of(graph: &'g GraphProto) -> Self {
+    pub(super) fn of(graph: &'g GraphProto) -> Self {
         let mut producer = HashMap::new();
         let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, node) in graph.node.iter().enumerate() {
@@ -49,14 +49,14 @@ impl<'g> Wiring<'g> {
     }
 
     /// The node making `value` when it is a default-domain `op` with `arity` inputs.
-    fn made_by(&self, value: &str, op: &str, arity: usize) -> Option<usize> {
+    pub(super) fn made_by(&self, value: &str, op: &str, arity: usize) -> Option<usize> {
         let i = *self.producer.get(value)?;
         let node = &self.nodes[i];
         (node.op_type == op && node.domain.is_empty() && node.input.len() == arity).then_some(i)
     }
 
     /// The single reader of `value` when it is a default-domain `op`.
-    fn only_reader(&self, value: &str, op: &str) -> Option<usize> {
+    pub(super) fn only_reader(&self, value: &str, op: &str) -> Option<usize> {
         match self.consumers.get(value)?.as_slice() {
             [i] if self.nodes[*i].op_type == op && self.nodes[*i].domain.is_empty() => Some(*i),
             _ => None,
@@ -73,11 +73,22 @@ impl<'g> Wiring<'g> {
     }
 
     /// The constant `name` when it is one f32.
-    fn scalar(&self, name: &str) -> Option<f32> {
+    pub(super) fn scalar(&self, name: &str) -> Option<f32> {
         let tensor = self.constants.get(name)?;
         let bytes: [u8; 4] = tensor.raw_data.as_slice().try_into().ok()?;
         (tensor.data_type == data_type::FLOAT && tensor.dims.iter().product::<i64>() == 1)
             .then(|| f32::from_le_bytes(bytes))
+    }
+
+    /// The constant `name` when it is an int64 vector.
+    pub(super) fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        let tensor = self.constants.get(name)?;
+        let values = tensor.raw_data.chunks_exact(8);
+        (tensor.data_type == data_type::INT64 && values.remainder().is_empty()).then(|| {
+            values
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default()))
+                .collect()
+        })
     }
 
     fn is_scalar(&self, name: &str, value: f32) -> bool {
@@ -101,7 +112,7 @@ impl<'g> Wiring<'g> {
             .is_some_and(|t| t.data_type == data_type::UINT8 && t.raw_data.len() == 1)
     }
 
-    fn node(&self, i: usize) -> &'g NodeProto {
+    pub(super) fn node(&self, i: usize) -> &'g NodeProto {
         &self.nodes[i]
     }
 }

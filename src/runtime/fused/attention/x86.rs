@@ -1,0 +1,147 @@
+//! The [`Block`](super::math::Block) at AVX-512 and AVX2 width: one definition written once
+//! over each width's intrinsics, so the two run the same operations (the same bits) in two or
+//! four registers.
+
+use std::arch::x86_64::*;
+
+use super::math::{exp, Block, BLOCK, EXP_FLOOR};
+
+/// A [`Block`] of `$count` `$register`s of `$lanes` floats, with the intrinsics of one width
+/// (`$feature`): `$int` is its integer register and `$zero_below` its "0 where x < floor"
+/// (a compare mask on AVX-512, a blend on AVX2).
+macro_rules! block {
+    (
+        $(#[$doc:meta])* $name:ident: $count:literal x $register:ty, $int:ty, $lanes:literal,
+        $feature:literal, $zero_below:ident,
+        $load:ident, $store:ident, $set1:ident, $fmadd:ident, $fnmadd:ident, $max:ident,
+        $add:ident, $sub:ident, $mul:ident, $to_int:ident, $shift:ident, $add_int:ident,
+        $as_int:ident, $as_float:ident $(,)?
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy)]
+        pub struct $name([$register; $count]);
+
+        const _: () = assert!($count * $lanes == BLOCK);
+
+        impl $name {
+            /// Each register of `self` and `other` through `op`.
+            #[inline]
+            #[target_feature(enable = $feature)]
+            fn zip(self, other: Self, op: impl Fn($register, $register) -> $register) -> Self {
+                let mut out = self.0;
+                for (o, b) in out.iter_mut().zip(other.0) {
+                    *o = op(*o, b);
+                }
+                Self(out)
+            }
+        }
+
+        // SAFETY: only ever called from code compiled for `$feature`, on CPUs with it
+        // (`attention::run` checks).
+        unsafe impl Block for $name {
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn load(p: *const f32) -> Self {
+                Self(std::array::from_fn(|i| $load(p.add(i * $lanes))))
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn store(self, p: *mut f32) {
+                for (i, x) in self.0.into_iter().enumerate() {
+                    $store(p.add(i * $lanes), x);
+                }
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn splat(x: f32) -> Self {
+                Self([$set1(x); $count])
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn mul_add(self, a: f32, b: Self) -> Self {
+                let a = $set1(a);
+                self.zip(b, |acc, b| $fmadd(a, b, acc))
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn scale_add(self, scale: f32, bias: Self) -> Self {
+                let scale = $set1(scale);
+                self.zip(bias, |x, b| $fmadd(x, scale, b))
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn max(self, other: Self) -> Self {
+                self.zip(other, |x, y| $max(x, y))
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn add(self, other: Self) -> Self {
+                self.zip(other, |x, y| $add(x, y))
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn times(self, by: f32) -> Self {
+                let by = $set1(by);
+                self.zip(self, |x, _| $mul(x, by))
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn exp_minus(self, shift: f32) -> Self {
+                let (shift, floor, rounder) = ($set1(shift), $set1(EXP_FLOOR), $set1(exp::ROUNDER));
+                self.zip(self, |x, _| {
+                    let x = $sub(x, shift);
+                    let v = $max(x, floor);
+                    let n = $sub($add($mul(v, $set1(exp::LOG2E)), rounder), rounder);
+                    let r = $fnmadd(n, $set1(exp::LN2_HI), v);
+                    let r = $fnmadd(n, $set1(exp::LN2_LO), r);
+                    let mut p = $set1(exp::POLY[0]);
+                    for c in &exp::POLY[1..] {
+                        p = $fmadd(p, r, $set1(*c));
+                    }
+                    let p = $add($fmadd(p, $mul(r, r), r), $set1(1.0));
+                    let power: $int = $shift::<23>($to_int(n));
+                    let e = $as_float($add_int($as_int(p), power));
+                    $zero_below(x, floor, e)
+                })
+            }
+        }
+    };
+}
+
+/// `e`, with 0 where `x < floor`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn zero_below_512(x: __m512, floor: __m512, e: __m512) -> __m512 {
+    _mm512_mask_blend_ps(
+        _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, floor),
+        e,
+        _mm512_setzero_ps(),
+    )
+}
+
+/// `e`, with 0 where `x < floor`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn zero_below_256(x: __m256, floor: __m256, e: __m256) -> __m256 {
+    _mm256_blendv_ps(
+        e,
+        _mm256_setzero_ps(),
+        _mm256_cmp_ps::<_CMP_LT_OQ>(x, floor),
+    )
+}
+
+block!(
+    /// Two 512-bit registers.
+    Avx512: 2 x __m512, __m512i, 16, "avx512f", zero_below_512,
+    _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps,
+    _mm512_max_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_cvtps_epi32,
+    _mm512_slli_epi32, _mm512_add_epi32, _mm512_castps_si512, _mm512_castsi512_ps,
+);
+
+block!(
+    /// Four 256-bit registers.
+    Avx2: 4 x __m256, __m256i, 8, "avx2,fma", zero_below_256,
+    _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps,
+    _mm256_max_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_cvtps_epi32,
+    _mm256_slli_epi32, _mm256_add_epi32, _mm256_castps_si256, _mm256_castsi256_ps,
+);

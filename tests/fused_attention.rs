@@ -1,0 +1,126 @@
+//! `--kernels fused-attention`: each layer's attention as one bertqa kernel. Its logits are
+//! not ONNX Runtime's bits, so these check what it keeps instead: a window's logits do not
+//! depend on its batch, its answers are the graph's, and only the exporter's pattern (with a
+//! head size the kernel takes) is replaced.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+use bertqa::onnx::bert::WeightFormat;
+use bertqa::onnx::proto::ModelProto;
+use bertqa::qa::batch::PaddedBatch;
+use bertqa::qa::features::Window;
+use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
+use bertqa::runtime::fused::{fuse, Kernels};
+
+fn shipped_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1")
+}
+
+fn engine(folder: &Path, kernels: Kernels, threads: usize) -> Engine {
+    let config = EngineConfig {
+        threads: Some(threads),
+        device: DeviceKind::Cpu,
+        int8: true,
+        kernels,
+    };
+    Engine::load(folder, &config).unwrap()
+}
+
+/// Start and end logits of each window of `batch`, cut to the window's own length.
+fn per_window(engine: &mut Engine, batch: &PaddedBatch, lengths: &[usize]) -> Vec<Vec<f32>> {
+    let (start, end) = engine.run(batch).unwrap();
+    let cells = batch.seq_len;
+    lengths
+        .iter()
+        .enumerate()
+        .map(|(w, &len)| {
+            let row = |x: &[f32]| x[w * cells..][..len].to_vec();
+            [row(&start), row(&end)].concat()
+        })
+        .collect()
+}
+
+/// The best start and end token of each window's logits (start then end halves).
+fn best_spans(logits: &[Vec<f32>]) -> Vec<(usize, usize)> {
+    let argmax = |x: &[f32]| {
+        x.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+            .unwrap()
+    };
+    logits
+        .iter()
+        .map(|l| {
+            let (start, end) = l.split_at(l.len() / 2);
+            (argmax(start), argmax(end))
+        })
+        .collect()
+}
+
+#[test]
+fn the_shipped_graph_runs_its_attention_fused_batch_invariant_with_the_graphs_answers() {
+    let folder = shipped_model();
+    let bytes = std::fs::read(folder.join("model-int8.onnx")).unwrap();
+    let model = ModelProto::decode(bytes.as_slice()).unwrap();
+    let (fused, sites) = fuse(&model, &bytes, Kernels::FusedAttention).unwrap();
+    assert_eq!(
+        sites,
+        24 + 6,
+        "the quantization sites and one attention a layer"
+    );
+    let graph = fused.graph.as_ref().unwrap();
+    let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
+    assert_eq!(
+        (count("Attention"), count("Softmax"), count("Transpose")),
+        (6, 0, 0)
+    );
+
+    let windows: Vec<Window> = common::windows_of(&folder, common::dev_examples().iter().take(12));
+    let refs: Vec<&Window> = windows.iter().collect();
+    let batch = PaddedBatch::from_windows(&refs, 0);
+    assert!(batch.attention_mask.contains(&0), "some windows are padded");
+    let lengths: Vec<usize> = windows.iter().map(Window::len).collect();
+    for threads in [1, 2] {
+        let mut attention = engine(&folder, Kernels::FusedAttention, threads);
+        let batched = per_window(&mut attention, &batch, &lengths);
+        for (window, in_batch) in windows.iter().zip(&batched) {
+            let alone = PaddedBatch::from_windows(&[window], 0);
+            let alone = per_window(&mut attention, &alone, &[window.len()]);
+            assert!(
+                alone[0]
+                    .iter()
+                    .zip(in_batch)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{threads} threads: a window's logits depend on its batch"
+            );
+        }
+        let graph_logits = per_window(
+            &mut engine(&folder, Kernels::Onnx, threads),
+            &batch,
+            &lengths,
+        );
+        assert_eq!(
+            best_spans(&batched),
+            best_spans(&graph_logits),
+            "{threads} threads"
+        );
+    }
+}
+
+#[test]
+fn a_head_size_the_kernel_does_not_take_keeps_the_graphs_attention() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_model_folder(dir.path());
+    let export = common::tiny_int8_export(dir.path(), WeightFormat::Int8Rowwise, "rowwise");
+    let bytes = std::fs::read(export.join("model-int8.onnx")).unwrap();
+    let model = ModelProto::decode(bytes.as_slice()).unwrap();
+    // Four heads of 16: the kernel takes multiples of 32, so only the quantization sites go.
+    let sites = |kernels| fuse(&model, &bytes, kernels).map(|(_, n)| n);
+    assert_eq!(sites(Kernels::FusedAttention), sites(Kernels::Fused));
+    assert_eq!(sites(Kernels::Onnx), None);
+}
