@@ -76,40 +76,34 @@ mod x86 {
         lanes.iter().map(|&v| v as f32).sum()
     }
 
-    /// f32 fused multiply-adds at 512 bits (attention, training's `sgemm` on AVX-512 CPUs).
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn fma512(iterations: u64) -> f32 {
-        let a = _mm512_set1_ps(0.999_999);
-        let b = _mm512_set1_ps(1e-7);
-        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
-        for _ in 0..iterations {
-            for c in &mut acc {
-                *c = _mm512_fmadd_ps(*c, a, b);
+    /// A loop of f32 fused multiply-adds in `CHAINS` registers of `$lanes` floats.
+    macro_rules! fma_peak {
+        ($(#[$doc:meta])* $name:ident, $feature:literal, $register:ty, $lanes:literal,
+         $set1:ident, $fmadd:ident) => {
+            $(#[$doc])*
+            #[target_feature(enable = $feature)]
+            pub unsafe fn $name(iterations: u64) -> f32 {
+                let (a, b) = ($set1(0.999_999), $set1(1e-7));
+                let mut acc = [$set1(1.0); CHAINS];
+                for _ in 0..iterations {
+                    for c in &mut acc {
+                        *c = $fmadd(*c, a, b);
+                    }
+                }
+                let lanes: [[f32; $lanes]; CHAINS] = std::mem::transmute(acc);
+                lanes.iter().flatten().sum()
             }
-        }
-        let sum = acc
-            .iter()
-            .fold(_mm512_setzero_ps(), |s, &c| _mm512_add_ps(s, c));
-        _mm512_reduce_add_ps(sum)
+        };
     }
 
-    /// f32 fused multiply-adds at 256 bits (MKL's and ONNX Runtime's AVX2 kernels).
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn fma256(iterations: u64) -> f32 {
-        let a = _mm256_set1_ps(0.999_999);
-        let b = _mm256_set1_ps(1e-7);
-        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
-        for _ in 0..iterations {
-            for c in &mut acc {
-                *c = _mm256_fmadd_ps(*c, a, b);
-            }
-        }
-        let sum = acc
-            .iter()
-            .fold(_mm256_setzero_ps(), |s, &c| _mm256_add_ps(s, c));
-        let lanes: [f32; 8] = std::mem::transmute(sum);
-        lanes.iter().sum()
-    }
+    fma_peak!(
+        /// f32 fused multiply-adds at 512 bits (attention, training's `sgemm` on AVX-512 CPUs).
+        fma512, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps
+    );
+    fma_peak!(
+        /// f32 fused multiply-adds at 256 bits (MKL's and ONNX Runtime's AVX2 kernels).
+        fma256, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps
+    );
 }
 
 /// The kernels this CPU can run.

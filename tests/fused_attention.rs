@@ -5,30 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use prost::Message;
-
 use bertqa::onnx::bert::WeightFormat;
-use bertqa::onnx::proto::ModelProto;
 use bertqa::qa::batch::PaddedBatch;
 use bertqa::qa::features::Window;
-use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
+use bertqa::runtime::engine::Engine;
 use bertqa::runtime::fused::{fuse, Kernels};
-
-fn shipped_model() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1")
-}
-
-fn engine(folder: &Path, kernels: Kernels, threads: usize) -> Engine {
-    let config = EngineConfig {
-        threads: Some(threads),
-        device: DeviceKind::Cpu,
-        int8: true,
-        kernels,
-    };
-    Engine::load(folder, &config).unwrap()
-}
 
 /// Start and end logits of each window of `batch`, cut to the window's own length.
 fn per_window(engine: &mut Engine, batch: &PaddedBatch, lengths: &[usize]) -> Vec<Vec<f32>> {
@@ -64,9 +45,8 @@ fn best_spans(logits: &[Vec<f32>]) -> Vec<(usize, usize)> {
 
 #[test]
 fn the_shipped_graph_runs_its_attention_fused_batch_invariant_with_the_graphs_answers() {
-    let folder = shipped_model();
-    let bytes = std::fs::read(folder.join("model-int8.onnx")).unwrap();
-    let model = ModelProto::decode(bytes.as_slice()).unwrap();
+    let folder = common::shipped_model();
+    let (bytes, model) = common::int8_graph(&folder);
     let (fused, sites) = fuse(&model, &bytes, Kernels::FusedAttention).unwrap();
     assert_eq!(
         sites,
@@ -86,7 +66,7 @@ fn the_shipped_graph_runs_its_attention_fused_batch_invariant_with_the_graphs_an
     assert!(batch.attention_mask.contains(&0), "some windows are padded");
     let lengths: Vec<usize> = windows.iter().map(Window::len).collect();
     for threads in [1, 2] {
-        let mut attention = engine(&folder, Kernels::FusedAttention, threads);
+        let mut attention = common::int8_engine(&folder, Kernels::FusedAttention, threads);
         let batched = per_window(&mut attention, &batch, &lengths);
         for (window, in_batch) in windows.iter().zip(&batched) {
             let alone = PaddedBatch::from_windows(&[window], 0);
@@ -100,7 +80,7 @@ fn the_shipped_graph_runs_its_attention_fused_batch_invariant_with_the_graphs_an
             );
         }
         let graph_logits = per_window(
-            &mut engine(&folder, Kernels::Onnx, threads),
+            &mut common::int8_engine(&folder, Kernels::Onnx, threads),
             &batch,
             &lengths,
         );
@@ -117,8 +97,7 @@ fn a_head_size_the_kernel_does_not_take_keeps_the_graphs_attention() {
     let dir = tempfile::tempdir().unwrap();
     common::tiny_model_folder(dir.path());
     let export = common::tiny_int8_export(dir.path(), WeightFormat::Int8Rowwise, "rowwise");
-    let bytes = std::fs::read(export.join("model-int8.onnx")).unwrap();
-    let model = ModelProto::decode(bytes.as_slice()).unwrap();
+    let (bytes, model) = common::int8_graph(&export);
     // Four heads of 16: the kernel takes multiples of 32, so only the quantization sites go.
     let sites = |kernels| fuse(&model, &bytes, kernels).map(|(_, n)| n);
     assert_eq!(sites(Kernels::FusedAttention), sites(Kernels::Fused));

@@ -4,25 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use prost::Message;
 
 use bertqa::onnx::bert::WeightFormat;
 use bertqa::onnx::proto::{data_type, ModelProto};
 use bertqa::qa::batch::PaddedBatch;
-use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::runtime::fused::{fuse, Kernels};
-
-fn shipped_model() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1")
-}
-
-fn int8_graph(folder: &Path) -> (Vec<u8>, ModelProto) {
-    let bytes = std::fs::read(folder.join("model-int8.onnx")).unwrap();
-    let model = ModelProto::decode(bytes.as_slice()).unwrap();
-    (bytes, model)
-}
 
 /// Windows of the first dev questions (one context's several questions, a long one split),
 /// padded into one batch, as the server would batch them.
@@ -38,13 +27,8 @@ fn model_count(model: &ModelProto, op: &str) -> usize {
 }
 
 fn logits(folder: &Path, kernels: Kernels, threads: usize, batch: &PaddedBatch) -> Vec<f32> {
-    let config = EngineConfig {
-        threads: Some(threads),
-        device: DeviceKind::Cpu,
-        int8: true,
-        kernels,
-    };
-    let (start, end) = Engine::load(folder, &config).unwrap().run(batch).unwrap();
+    let mut engine = common::int8_engine(folder, kernels, threads);
+    let (start, end) = engine.run(batch).unwrap();
     start.into_iter().chain(end).collect()
 }
 
@@ -59,8 +43,8 @@ fn assert_same_logits(folder: &Path, batch: &PaddedBatch, what: &str) {
 
 #[test]
 fn the_shipped_graph_fuses_every_quantization_site_and_answers_bit_for_bit() {
-    let folder = shipped_model();
-    let (bytes, model) = int8_graph(&folder);
+    let folder = common::shipped_model();
+    let (bytes, model) = common::int8_graph(&folder);
     let (fused, sites) =
         fuse(&model, &bytes, Kernels::Fused).expect("the shipped graph has fusable sites");
     assert_eq!(sites, 24, "four sites a layer");
@@ -83,7 +67,7 @@ fn a_rowwise_export_fuses_every_site_and_a_site_unlike_the_exporters_is_left_alo
     let dir = tempfile::tempdir().unwrap();
     common::tiny_model_folder(dir.path());
     let rowwise = common::tiny_int8_export(dir.path(), WeightFormat::Int8Rowwise, "rowwise");
-    let (bytes, model) = int8_graph(&rowwise);
+    let (bytes, model) = common::int8_graph(&rowwise);
     let layers = 2;
     assert_eq!(
         fuse(&model, &bytes, Kernels::Fused).map(|(_, n)| n),

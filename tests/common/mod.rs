@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bertqa::model::BertConfig;
 use bertqa::onnx::bert::WeightFormat;
+use bertqa::onnx::proto::ModelProto;
 use bertqa::pipeline::export::{export_model_folder, write_random_checkpoint, ExportOptions};
 use bertqa::pipeline::predict::{predict_examples, prediction_files, BatchRunner, PredictConfig};
 use bertqa::qa::batch::PaddedBatch;
@@ -13,6 +14,7 @@ use bertqa::qa::features::{Featurizer, Window, WindowConfig};
 use bertqa::qa::squad::{load_squad, Example, SquadFile};
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig};
 use bertqa::runtime::fused::Kernels;
+use prost::Message;
 
 /// `$BERTQA_SQUAD_DIR`, else the `shared/` folder beside the checkout.
 pub fn squad_dir() -> PathBuf {
@@ -126,3 +128,26 @@ pub fn offline_answers(folder: &Path, examples: &[Example]) -> HashMap<String, S
 }
 
 pub mod server;
+
+/// The default model folder the repository ships.
+pub fn shipped_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1")
+}
+
+/// `folder`'s int8 graph: the file's bytes and the message decoded from them.
+pub fn int8_graph(folder: &Path) -> (Vec<u8>, ModelProto) {
+    let bytes = std::fs::read(folder.join("model-int8.onnx")).unwrap();
+    let model = ModelProto::decode(bytes.as_slice()).unwrap();
+    (bytes, model)
+}
+
+/// An engine on `folder`'s int8 graph on CPU with `kernels` and `threads` intra-op threads.
+pub fn int8_engine(folder: &Path, kernels: Kernels, threads: usize) -> Engine {
+    let config = EngineConfig {
+        threads: Some(threads),
+        device: DeviceKind::Cpu,
+        int8: true,
+        kernels,
+    };
+    Engine::load(folder, &config).unwrap()
+}

@@ -13,7 +13,7 @@ mod kernels;
 mod math;
 mod pattern;
 
-use crate::onnx::proto::{GraphProto, ModelProto, OperatorSetIdProto};
+use crate::onnx::proto::{ModelProto, OperatorSetIdProto};
 use ort::operator::OperatorDomain;
 use prost::Message;
 
@@ -37,14 +37,12 @@ pub enum Kernels {
 /// was none, or when `model` does not hold all of `bytes`, the file it was decoded from (a
 /// field bertqa's ONNX messages do not declare would be lost in the rewrite).
 pub fn fuse(model: &ModelProto, bytes: &[u8], kernels: Kernels) -> Option<(ModelProto, usize)> {
-    let graph = model.graph.as_ref()?;
-    let mut sites = match kernels {
+    let attention = match kernels {
         Kernels::Onnx => return None,
-        Kernels::Fused | Kernels::FusedAttention => pattern::find_sites(graph, DOMAIN),
+        Kernels::Fused => false,
+        Kernels::FusedAttention => attention::available(),
     };
-    if kernels == Kernels::FusedAttention && attention::available() {
-        sites.extend(attention_sites(graph));
-    }
+    let sites = pattern::find_sites(model.graph.as_ref()?, DOMAIN, attention);
     if sites.is_empty() || model.encode_to_vec() != bytes {
         return None;
     }
@@ -56,21 +54,6 @@ pub fn fuse(model: &ModelProto, bytes: &[u8], kernels: Kernels) -> Option<(Model
         version: 1,
     });
     Some((fused, count))
-}
-
-/// Every attention of `graph` the attention kernel can run.
-fn attention_sites(graph: &GraphProto) -> Vec<pattern::Site> {
-    let wiring = pattern::Wiring::of(graph);
-    let softmaxes = graph
-        .node
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.op_type == "Softmax" && n.domain.is_empty() && n.input.len() == 1);
-    softmaxes
-        .filter_map(|(i, _)| {
-            attention::site::site_at(&wiring, i, DOMAIN, &format!("attention_{i}"))
-        })
-        .collect()
 }
 
 /// The operators a fused graph needs, to register on its session.

@@ -119,13 +119,13 @@ impl<'g> Wiring<'g> {
 
 /// Whether a `ReduceMax` keeps the last axis only, as a row maximum with its dimension kept.
 fn is_row_max(node: &NodeProto) -> bool {
-    let attribute = |name: &str| {
-        node.attribute
-            .iter()
-            .find(|a: &&AttributeProto| a.name == name)
-    };
-    attribute("axes").is_some_and(|a| a.ints == [-1])
-        && attribute("keepdims").is_none_or(|a| a.i == 1)
+    attribute(node, "axes").is_some_and(|a| a.ints == [-1])
+        && attribute(node, "keepdims").is_none_or(|a| a.i == 1)
+}
+
+/// `node`'s attribute `name`, if it has one.
+pub(super) fn attribute<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
 }
 
 /// The site whose `Abs` is node `abs`, if it is one: `Abs`, `ReduceMax` over the row, `Max`
@@ -236,10 +236,11 @@ fn step_site_at(w: &Wiring, quantize: usize, domain: &str, name: &str) -> Option
 }
 
 /// Every site of `graph` bertqa's kernels can run, as `domain` nodes: the per-token sites
-/// (found from their `Abs`) and the calibrated-step ones (from their `QuantizeLinear`). No
-/// node belongs to two: a per-token site's `QuantizeLinear` reads the rescaling `Mul`, whose
-/// second input is no constant, and its factors' product has two readers.
-pub fn find_sites(graph: &GraphProto, domain: &str) -> Vec<Site> {
+/// (found from their `Abs`) and the calibrated-step ones (from their `QuantizeLinear`), and
+/// with `attention` each layer's attention (from its `Softmax`). No node belongs to two: a
+/// per-token site's `QuantizeLinear` reads the rescaling `Mul`, whose second input is no
+/// constant, its factors' product has two readers, and an attention has no quantization.
+pub fn find_sites(graph: &GraphProto, domain: &str, attention: bool) -> Vec<Site> {
     let wiring = Wiring::of(graph);
     let found = graph
         .node
@@ -250,6 +251,9 @@ pub fn find_sites(graph: &GraphProto, domain: &str) -> Vec<Site> {
         .filter_map(|(i, node)| match node.op_type.as_str() {
             "Abs" => site_at(&wiring, i, domain, &format!("smooth_row_quantize_{i}")),
             "QuantizeLinear" => step_site_at(&wiring, i, domain, &format!("smooth_quantize_{i}")),
+            "Softmax" if attention => {
+                super::attention::site::site_at(&wiring, i, domain, &format!("attention_{i}"))
+            }
             _ => None,
         })
         .collect()

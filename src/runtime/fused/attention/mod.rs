@@ -1,9 +1,10 @@
 //! `Attention`: one layer's multi-head attention as one operator, in place of the thirteen
 //! the exporter writes (`site`). ONNX Runtime runs them as separate passes with the heads
 //! transposed in and out between them; here each head of each window is one pass over score
-//! rows that stay in the L1 cache (`math`, at AVX-512 or AVX2 width: `x86`). The logits are not the same bits as ONNX
-//! Runtime's (its products and softmax round differently), so this is a `--kernels` level of
-//! its own; they are the same bits on every CPU, and a window's do not depend on its batch.
+//! rows that stay in the L1 cache (`math`, at AVX-512 or AVX2 width: `x86`). The logits are
+//! not the same bits as ONNX Runtime's (its products and softmax round differently), so this
+//! is a `--kernels` level of its own; they are the same bits on every CPU, and a window's do
+//! not depend on its batch.
 
 mod math;
 pub(super) mod site;

@@ -4,18 +4,14 @@
 //! Each is replaced by one [`ATTENTION`](super::ATTENTION) node only when every node, constant
 //! and reader is exactly that.
 
-use crate::onnx::proto::{AttributeProto, NodeProto};
-use crate::runtime::fused::pattern::{Site, Wiring};
+use crate::onnx::proto::NodeProto;
+use crate::runtime::fused::pattern::{attribute, Site, Wiring};
 
 use super::math::BLOCK;
 
 /// The permutations the exporter writes: heads first (Q, V, the context) and K transposed.
 const TO_HEADS: [i64; 4] = [0, 2, 1, 3];
 const KEYS_TO_HEADS: [i64; 4] = [0, 2, 3, 1];
-
-fn attribute<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
-    node.attribute.iter().find(|a| a.name == name)
-}
 
 /// The value `Reshape`d into heads and `Transpose`d by `perm` to make `value`, which only
 /// `reader` reads; with the heads shape's name and the two nodes.
@@ -38,24 +34,25 @@ fn unheaded<'g>(
 /// The attention whose `Softmax` is node `softmax`, if it is one the kernel can run.
 pub fn site_at(w: &Wiring, softmax: usize, domain: &str, name: &str) -> Option<Site> {
     let soft = w.node(softmax);
+    let (scores_value, probs) = (soft.input.first()?.as_str(), soft.output.first()?.as_str());
     let last_axis = attribute(soft, "axis").is_some_and(|a| a.i == -1 || a.i == 3);
-    let masked = w.made_by(&soft.input[0], "Add", 2)?;
+    let masked = w.made_by(scores_value, "Add", 2)?;
     let [scaled_value, mask] = [0, 1].map(|i| w.node(masked).input[i].as_str());
     let scaled = w.made_by(scaled_value, "Mul", 2)?;
     let [raw, scale] = [0, 1].map(|i| w.node(scaled).input[i].as_str());
     let scores = w.made_by(raw, "MatMul", 2)?;
     let (q, heads, q_nodes) = unheaded(w, &w.node(scores).input[0], TO_HEADS, scores)?;
     let (k, k_heads, k_nodes) = unheaded(w, &w.node(scores).input[1], KEYS_TO_HEADS, scores)?;
-    let weighted = w.only_reader(&soft.output[0], "MatMul")?;
+    let weighted = w.only_reader(probs, "MatMul")?;
     let (v, v_heads, v_nodes) = unheaded(w, &w.node(weighted).input[1], TO_HEADS, weighted)?;
     let back = w.only_reader(&w.node(weighted).output[0], "Transpose")?;
     let merged = w.only_reader(&w.node(back).output[0], "Reshape")?;
     let shape = w.ints(heads)?;
     let matches = last_axis
-        && w.node(weighted).input[0] == soft.output[0]
+        && w.node(weighted).input[0] == probs
         && w.only_reader(raw, "Mul") == Some(scaled)
         && w.only_reader(scaled_value, "Add") == Some(masked)
-        && w.only_reader(&soft.input[0], "Softmax") == Some(softmax)
+        && w.only_reader(scores_value, "Softmax") == Some(softmax)
         && w.scalar(scale).is_some()
         && attribute(w.node(back), "perm").is_some_and(|a| a.ints == TO_HEADS)
         && [k_heads, v_heads]
