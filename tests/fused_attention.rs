@@ -1,7 +1,8 @@
-//! `--kernels fused-attention`: each layer's attention as one bertqa kernel. Its logits are
-//! not ONNX Runtime's bits, so these check what it keeps instead: a window's logits do not
-//! depend on its batch, its answers are the graph's, and only the exporter's pattern (with a
-//! head size the kernel takes) is replaced.
+//! `--kernels fused-attention`: each layer's attention as one bertqa kernel, and the GELU
+//! inside the quantization after it. Its logits are not ONNX Runtime's bits, so these check
+//! what it keeps instead: a window's logits do not depend on its batch, they are within
+//! rounding of the graph's, and only the exporter's patterns (attention with a head size the
+//! kernel takes) are replaced.
 
 mod common;
 
@@ -44,7 +45,7 @@ fn best_spans(logits: &[Vec<f32>]) -> Vec<(usize, usize)> {
 }
 
 #[test]
-fn the_shipped_graph_runs_its_attention_fused_batch_invariant_with_the_graphs_answers() {
+fn the_shipped_graph_runs_attention_and_gelu_fused_batch_invariant_near_the_graphs_logits() {
     let folder = common::shipped_model();
     let (bytes, model) = common::int8_graph(&folder);
     let (fused, sites) = fuse(&model, &bytes, Kernels::FusedAttention).unwrap();
@@ -58,6 +59,23 @@ fn the_shipped_graph_runs_its_attention_fused_batch_invariant_with_the_graphs_an
     assert_eq!(
         (count("Attention"), count("Softmax"), count("Transpose")),
         (6, 0, 0)
+    );
+    assert_eq!(
+        (
+            count("GeluSmoothRowQuantize"),
+            count("SmoothRowQuantize"),
+            count("Erf")
+        ),
+        (6, 0, 0),
+        "each layer's GELU goes into the per-token site after it"
+    );
+    let (kept, _) = fuse(&model, &bytes, Kernels::Fused).unwrap();
+    let kept = kept.graph.as_ref().unwrap();
+    let kept_count = |op: &str| kept.node.iter().filter(|n| n.op_type == op).count();
+    assert_eq!(
+        (kept_count("GeluSmoothRowQuantize"), kept_count("Erf")),
+        (0, 6),
+        "--kernels fused keeps ONNX Runtime's GELU"
     );
 
     let windows: Vec<Window> = common::windows_of(&folder, common::dev_examples().iter().take(12));
@@ -84,10 +102,28 @@ fn the_shipped_graph_runs_its_attention_fused_batch_invariant_with_the_graphs_an
             &batch,
             &lengths,
         );
-        assert_eq!(
-            best_spans(&batched),
-            best_spans(&graph_logits),
-            "{threads} threads"
+        for (ours, graphs) in batched.iter().zip(&graph_logits) {
+            let gaps: Vec<f32> = ours
+                .iter()
+                .zip(graphs)
+                .map(|(a, b)| (a - b).abs())
+                .collect();
+            let largest = gaps.iter().copied().fold(0.0, f32::max);
+            let mean = gaps.iter().sum::<f32>() / gaps.len() as f32;
+            // Logits run to about +-10; an int8 code that rounds the other way moves some by
+            // up to about 0.5 (measured: 0.52 and 0.08 at most).
+            assert!(
+                largest < 1.0 && mean < 0.15,
+                "{threads} threads: logits {largest} (mean {mean}) from the graph's"
+            );
+        }
+        let (ours, graphs) = (best_spans(&batched), best_spans(&graph_logits));
+        let same = ours.iter().zip(&graphs).filter(|(a, b)| a == b).count();
+        // Where the best end is a near tie, a rounding can pick the other (all of dev: 98% of
+        // answers the same, bench/RESULTS.md).
+        assert!(
+            same >= windows.len() - 2,
+            "{threads} threads: best spans {ours:?} against the graph's {graphs:?}"
         );
     }
 }

@@ -2,6 +2,8 @@
 //! - `SmoothRowQuantize`: SmoothQuant's per-channel factors and the per-token quantization
 //!   after them. In ONNX operators that is five passes over the activation (`Mul`, `Abs`,
 //!   `ReduceMax`, `Mul`, `QuantizeLinear`) and four small nodes; here two, one of them in L1.
+//! - `GeluSmoothRowQuantize`: the same with the exporter's GELU before the factors
+//!   (`--kernels fused-attention` only: bertqa's erf, see `activation`).
 //! - `SmoothQuantize`: the factors and a calibrated step (`Mul`, `QuantizeLinear`): one pass
 //!   instead of two.
 
@@ -12,17 +14,21 @@ use ort::operator::{
 };
 use ort::value::{PrimitiveTensorElementType, TensorElementType, ValueRef};
 
+use super::activation::Activation;
 use super::math::{smooth_quantize_fixed, smooth_quantize_row, RowQuantization};
 
 /// The per-token operator's name in the [`DOMAIN`](super::DOMAIN) domain.
 pub const PER_ROW: &str = "SmoothRowQuantize";
+/// The per-token operator with GELU before it.
+pub const GELU_PER_ROW: &str = "GeluSmoothRowQuantize";
 /// The calibrated-step operator's name.
 pub const FIXED_STEP: &str = "SmoothQuantize";
 
 /// Inputs: the activation `[.., F]`, the smoothing factors `[F]` (optional), levels, floor
 /// (scalars) and the zero point (u8 scalar). Outputs: the codes `[.., F]` (u8) and each row's
-/// step `[.., 1]`.
-pub struct SmoothRowQuantize;
+/// step `[.., 1]`. With [`Activation::Gelu`] (operator [`GELU_PER_ROW`]) the activation is
+/// the GELU's input.
+pub struct SmoothRowQuantize(pub Activation);
 
 /// Inputs: the activation `[.., F]`, the smoothing factors `[F]` (optional), the step and the
 /// zero point (u8), scalars. Output: the codes `[.., F]` (u8).
@@ -48,7 +54,10 @@ impl Operator for SmoothRowQuantize {
     type Kernel<'attr> = QuantizeKernel;
 
     fn name(&self) -> &str {
-        PER_ROW
+        match self.0 {
+            Activation::Identity => PER_ROW,
+            Activation::Gelu => GELU_PER_ROW,
+        }
     }
 
     fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
@@ -63,7 +72,7 @@ impl Operator for SmoothRowQuantize {
     }
 
     fn create_kernel<'attr>(&self, _: &KernelContext<'attr>) -> ort::Result<QuantizeKernel> {
-        Ok(QuantizeKernel::PerRow)
+        Ok(QuantizeKernel::PerRow(self.0))
     }
 }
 
@@ -90,8 +99,9 @@ impl Operator for SmoothQuantize {
 /// Both operators' kernel, stateless (every constant arrives as an input).
 #[derive(Debug, Clone, Copy)]
 pub enum QuantizeKernel {
-    /// One step per row, from its largest magnitude (`SmoothRowQuantize`).
-    PerRow,
+    /// One step per row, from its largest magnitude, after the activation
+    /// (`SmoothRowQuantize`, `GeluSmoothRowQuantize`).
+    PerRow(Activation),
     /// The calibrated step of the site (`SmoothQuantize`).
     FixedStep,
 }
@@ -129,10 +139,11 @@ const ROWS_PER_TASK: usize = 16;
 impl Kernel for QuantizeKernel {
     fn compute(&mut self, ctx: &ComputeContext) -> ort::Result<()> {
         let step = match self {
-            Self::PerRow => Step::PerRow(RowQuantization {
+            Self::PerRow(activation) => Step::PerRow(RowQuantization {
                 levels: first::<f32>(ctx, 2)?,
                 floor: first::<f32>(ctx, 3)?,
                 zero_point: first::<u8>(ctx, 4)?,
+                activation: *activation,
             }),
             Self::FixedStep => Step::Fixed {
                 step: first::<f32>(ctx, 2)?,
@@ -365,12 +376,17 @@ mod tests {
     #[test]
     fn every_vector_width_gives_the_same_codes_and_steps() {
         let (x, smooth) = rows_and_factors(1536 + 5, 9);
-        let steps = [
+        let per_row = |activation| {
             Step::PerRow(RowQuantization {
                 levels: 127.0,
                 floor: 1e-12,
                 zero_point: 128,
-            }),
+                activation,
+            })
+        };
+        let steps = [
+            per_row(Activation::Identity),
+            per_row(Activation::Gelu),
             Step::Fixed {
                 step: 0.37,
                 zero_point: 128,

@@ -1,7 +1,11 @@
 //! Per-row int8 quantization of smoothed activations, in exactly the arithmetic of the
 //! exported graph's operators (IEEE multiplications and divisions, rounding half to even,
 //! no fused multiply-add), so the fused kernel's codes are those ONNX Runtime's operators
-//! give, bit for bit, at whatever vector width the compiler picks for this CPU.
+//! give, bit for bit, at whatever vector width the compiler picks for this CPU. The one
+//! exception is a GELU site's erf (`activation`), bertqa's own: the same bits at every width,
+//! not ONNX Runtime's.
+
+use super::activation::{gelu, Activation};
 
 /// Adding and subtracting 1.5 x 2^23 rounds an f32 of magnitude below 2^22 to the nearest
 /// integer, ties to even (the default rounding mode), in two vectorizable additions.
@@ -16,6 +20,9 @@ pub struct RowQuantization {
     pub floor: f32,
     /// The code of 0.0 (128 for unsigned codes).
     pub zero_point: u8,
+    /// Applied to each value before the factors (GELU only with `--kernels fused-attention`,
+    /// whose codes may differ from ONNX Runtime's in a last-bit tie).
+    pub activation: Activation,
 }
 
 /// One row: `scratch` <- `y` x `smooth` (the SmoothQuant factors), then `codes` <- its codes
@@ -31,8 +38,10 @@ pub fn smooth_quantize_row(
     codes: &mut [u8],
 ) -> f32 {
     const LANES: usize = 16;
-    for ((scaled, &y), &s) in scratch.iter_mut().zip(y).zip(smooth) {
-        *scaled = y * s;
+    let values = scratch.iter_mut().zip(y).zip(smooth);
+    match site.activation {
+        Activation::Identity => values.for_each(|((scaled, &y), &s)| *scaled = y * s),
+        Activation::Gelu => values.for_each(|((scaled, &y), &s)| *scaled = gelu(y) * s),
     }
     // Sixteen running maxima, so the loop runs in vector registers.
     let mut widest = [0.0f32; LANES];
@@ -93,6 +102,7 @@ mod tests {
         levels: 127.0,
         floor: 1e-12,
         zero_point: 128,
+        activation: Activation::Identity,
     };
 
     #[test]
@@ -115,6 +125,32 @@ mod tests {
             ends,
             (Some(&107), Some(&255)),
             "-3.145 and 19.94 at a step of 19.94/127"
+        );
+    }
+
+    #[test]
+    fn a_gelu_site_quantizes_the_gelu_of_each_value() {
+        let y: Vec<f32> = (0..40).map(|i| (i as f32 - 17.0) * 0.37).collect();
+        let smooth = vec![0.5; 40];
+        let (mut scratch, mut codes) = (vec![0.0; 40], vec![0u8; 40]);
+        let site = RowQuantization {
+            activation: Activation::Gelu,
+            ..SITE
+        };
+        let step = smooth_quantize_row(&y, &smooth, site, &mut scratch, &mut codes);
+        let activated: Vec<f32> = y.iter().map(|&v| gelu(v) * 0.5).collect();
+        let (mut plain_scratch, mut plain_codes) = (vec![0.0; 40], vec![0u8; 40]);
+        let plain = smooth_quantize_row(
+            &activated,
+            &[1.0; 40],
+            SITE,
+            &mut plain_scratch,
+            &mut plain_codes,
+        );
+        assert_eq!((step, &codes), (plain, &plain_codes));
+        assert!(
+            codes[..10].iter().all(|&c| c == 128 || c == 127),
+            "GELU of -6.3..-3 is about 0"
         );
     }
 

@@ -5,9 +5,11 @@
 //! SmoothQuant's factors with the per-token quantization after them (the GELU output of
 //! `int8-static-gelu-rowwise`, every site of `int8-rowwise`), or with a calibrated step (the
 //! other sites of `int8-static-gelu-rowwise` and `int8-static`). With `--kernels
-//! fused-attention`, each layer's attention too, in any graph (`attention`): those logits
-//! differ from ONNX Runtime's in the last bits, the same on every CPU.
+//! fused-attention`, each layer's attention too, in any graph (`attention`), and the GELU
+//! before a per-token site (`activation`): those logits differ from ONNX Runtime's in the last
+//! bits, the same on every CPU.
 
+mod activation;
 mod attention;
 mod kernels;
 mod math;
@@ -23,8 +25,9 @@ pub const DOMAIN: &str = "ai.bertqa";
 /// Whether graphs run ONNX Runtime's operators as written or with bertqa's fused kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum Kernels {
-    /// `fused`, and each layer's attention as one bertqa kernel (CPU with AVX2 + FMA or
-    /// AVX-512; logits within rounding of the graph's, the same on every such CPU).
+    /// `fused`, and each layer's attention as one bertqa kernel, and the feed-forward's GELU
+    /// inside the quantization after it (CPU with AVX2 + FMA or AVX-512; logits within
+    /// rounding of the graph's, the same on every such CPU).
     FusedAttention,
     /// bertqa's fused kernels where the graph has their pattern (CPU only), with the logits
     /// ONNX Runtime gives for the graph, bit for bit.
@@ -37,12 +40,12 @@ pub enum Kernels {
 /// was none, or when `model` does not hold all of `bytes`, the file it was decoded from (a
 /// field bertqa's ONNX messages do not declare would be lost in the rewrite).
 pub fn fuse(model: &ModelProto, bytes: &[u8], kernels: Kernels) -> Option<(ModelProto, usize)> {
-    let attention = match kernels {
+    let own_arithmetic = match kernels {
         Kernels::Onnx => return None,
         Kernels::Fused => false,
         Kernels::FusedAttention => attention::available(),
     };
-    let sites = pattern::find_sites(model.graph.as_ref()?, DOMAIN, attention);
+    let sites = pattern::find_sites(model.graph.as_ref()?, DOMAIN, own_arithmetic);
     if sites.is_empty() || model.encode_to_vec() != bytes {
         return None;
     }
@@ -59,7 +62,8 @@ pub fn fuse(model: &ModelProto, bytes: &[u8], kernels: Kernels) -> Option<(Model
 /// The operators a fused graph needs, to register on its session.
 pub fn operators() -> ort::Result<OperatorDomain> {
     OperatorDomain::new(DOMAIN)?
-        .add(kernels::SmoothRowQuantize)?
+        .add(kernels::SmoothRowQuantize(activation::Activation::Identity))?
+        .add(kernels::SmoothRowQuantize(activation::Activation::Gelu))?
         .add(kernels::SmoothQuantize)?
         .add(attention::Attention)
 }

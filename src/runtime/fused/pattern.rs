@@ -131,8 +131,9 @@ pub(super) fn attribute<'n>(node: &'n NodeProto, name: &str) -> Option<&'n Attri
 /// The site whose `Abs` is node `abs`, if it is one: `Abs`, `ReduceMax` over the row, `Max`
 /// with a floor, the step (max / levels) and its inverse, `Mul` by the inverse and
 /// `QuantizeLinear` with unit step and a u8 zero point; with the SmoothQuant `Mul` by constant
-/// factors before it taken in too when nothing else reads its product.
-fn site_at(w: &Wiring, abs: usize, domain: &str, name: &str) -> Option<Site> {
+/// factors before it taken in too when nothing else reads its product, and with `gelu` the
+/// exporter's GELU before those.
+fn site_at(w: &Wiring, abs: usize, gelu: bool, domain: &str, name: &str) -> Option<Site> {
     let scaled = w.node(abs).input.first()?.as_str();
     let row_max = w.only_reader(&w.node(abs).output[0], "ReduceMax")?;
     let floored = w.only_reader(&w.node(row_max).output[0], "Max")?;
@@ -155,9 +156,21 @@ fn site_at(w: &Wiring, abs: usize, domain: &str, name: &str) -> Option<Site> {
     let smoothing = w
         .made_by(scaled, "Mul", 2)
         .filter(|&m| w.is_vector(&w.node(m).input[1]) && w.read_only_by(scaled, &[abs, rescale]));
-    let (activation, smooth) = match smoothing {
-        Some(m) => (w.node(m).input[0].as_str(), w.node(m).input[1].as_str()),
-        None => (scaled, ""),
+    let (activation, smooth, readers) = match smoothing {
+        Some(m) => (
+            w.node(m).input[0].as_str(),
+            w.node(m).input[1].as_str(),
+            vec![m],
+        ),
+        None => (scaled, "", vec![abs, rescale]),
+    };
+    let activated = gelu
+        .then(|| gelu_before(w, activation))
+        .flatten()
+        .filter(|_| w.read_only_by(activation, &readers));
+    let (activation, op_type) = match activated {
+        Some((input, _)) => (input, super::kernels::GELU_PER_ROW),
+        None => (activation, super::kernels::PER_ROW),
     };
     let node = NodeProto {
         input: [
@@ -174,17 +187,43 @@ fn site_at(w: &Wiring, abs: usize, domain: &str, name: &str) -> Option<Site> {
             w.node(step).output[0].clone(),
         ],
         name: name.into(),
-        op_type: super::kernels::PER_ROW.into(),
+        op_type: op_type.into(),
         attribute: Vec::new(),
         domain: domain.into(),
     };
     let mut replaced = vec![abs, row_max, floored, step, inverse, rescale, quantize];
     replaced.extend(smoothing);
+    replaced.extend(activated.into_iter().flat_map(|(_, nodes)| nodes));
     Some(Site {
         replaced,
         at: quantize,
         node,
     })
+}
+
+/// The input of the exporter's GELU that makes `value` (`Div` by sqrt 2, `Erf`, `Add` 1, `Mul`
+/// by the input, `Mul` by 0.5, constants exactly those) and its five nodes, when nothing
+/// outside them reads their values.
+fn gelu_before<'g>(w: &Wiring<'g>, value: &str) -> Option<(&'g str, [usize; 5])> {
+    let input = |node: usize, i: usize| w.node(node).input[i].as_str();
+    let output = |node: usize| w.node(node).output[0].as_str();
+    let half = w.made_by(value, "Mul", 2)?;
+    let product = w.made_by(input(half, 0), "Mul", 2)?;
+    let x = input(product, 0);
+    let plus_one = w.made_by(input(product, 1), "Add", 2)?;
+    let erf = w.made_by(input(plus_one, 0), "Erf", 1)?;
+    let divide = w.made_by(input(erf, 0), "Div", 2)?;
+    let exactly = |name: &str, value: f32| w.scalar(name) == Some(value);
+    let matches = input(divide, 0) == x
+        && exactly(input(divide, 1), std::f32::consts::SQRT_2)
+        && exactly(input(plus_one, 1), 1.0)
+        && exactly(input(half, 1), 0.5)
+        && w.read_only_by(x, &[divide, product])
+        && w.read_only_by(output(divide), &[erf])
+        && w.read_only_by(output(erf), &[plus_one])
+        && w.read_only_by(output(plus_one), &[product])
+        && w.read_only_by(output(product), &[half]);
+    matches.then_some((x, [divide, erf, plus_one, product, half]))
 }
 
 /// The two `Div`s reading the floored row maximum: max / levels (the step) and levels / max
@@ -237,10 +276,12 @@ fn step_site_at(w: &Wiring, quantize: usize, domain: &str, name: &str) -> Option
 
 /// Every site of `graph` bertqa's kernels can run, as `domain` nodes: the per-token sites
 /// (found from their `Abs`) and the calibrated-step ones (from their `QuantizeLinear`), and
-/// with `attention` each layer's attention (from its `Softmax`). No node belongs to two: a
-/// per-token site's `QuantizeLinear` reads the rescaling `Mul`, whose second input is no
-/// constant, its factors' product has two readers, and an attention has no quantization.
-pub fn find_sites(graph: &GraphProto, domain: &str, attention: bool) -> Vec<Site> {
+/// with `own_arithmetic` (kernels that round in their own way, the same on every CPU) each
+/// layer's attention (from its `Softmax`) and the GELU before a per-token site. No node
+/// belongs to two: a per-token site's `QuantizeLinear` reads the rescaling `Mul`, whose second
+/// input is no constant, its factors' product has two readers, and an attention has no
+/// quantization.
+pub fn find_sites(graph: &GraphProto, domain: &str, own_arithmetic: bool) -> Vec<Site> {
     let wiring = Wiring::of(graph);
     let found = graph
         .node
@@ -249,9 +290,15 @@ pub fn find_sites(graph: &GraphProto, domain: &str, attention: bool) -> Vec<Site
         .filter(|(_, n)| n.domain.is_empty());
     found
         .filter_map(|(i, node)| match node.op_type.as_str() {
-            "Abs" => site_at(&wiring, i, domain, &format!("smooth_row_quantize_{i}")),
+            "Abs" => site_at(
+                &wiring,
+                i,
+                own_arithmetic,
+                domain,
+                &format!("smooth_row_quantize_{i}"),
+            ),
             "QuantizeLinear" => step_site_at(&wiring, i, domain, &format!("smooth_quantize_{i}")),
-            "Softmax" if attention => {
+            "Softmax" if own_arithmetic => {
                 super::attention::site::site_at(&wiring, i, domain, &format!("attention_{i}"))
             }
             _ => None,

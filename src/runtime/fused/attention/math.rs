@@ -49,6 +49,9 @@ pub unsafe trait Block: Copy {
     unsafe fn load(p: *const f32) -> Self;
     /// The 32 lanes to `p`.
     unsafe fn store(self, p: *mut f32);
+    /// `count` (at most 32) floats from `p`, `stride` apart, then zeros: one column of 32
+    /// rows, so that the keys of a head go into lanes without a store per float.
+    unsafe fn gather(p: *const f32, stride: usize, count: usize) -> Self;
     /// Every lane `x`.
     unsafe fn splat(x: f32) -> Self;
     /// `self + a * b`, rounded once.
@@ -119,7 +122,7 @@ pub unsafe fn attend<B: Block, const ROWS: usize>(
 ) {
     let len = head.mask.len();
     let padded = len.div_ceil(BLOCK) * BLOCK;
-    transpose_keys(head, padded, &mut scratch.keys);
+    transpose_keys::<B>(head, padded, &mut scratch.keys);
     scratch.bias.clear();
     scratch.bias.extend_from_slice(head.mask);
     scratch.bias.resize(padded, f32::NEG_INFINITY);
@@ -141,13 +144,20 @@ pub unsafe fn attend<B: Block, const ROWS: usize>(
 }
 
 /// The head's keys as `head_dim` rows of `padded` floats (zeros past `len`).
+///
+/// # Safety
+/// As [`attend`].
 #[inline(always)]
-fn transpose_keys(head: &Head, padded: usize, keys: &mut Vec<f32>) {
-    keys.clear();
+unsafe fn transpose_keys<B: Block>(head: &Head, padded: usize, keys: &mut Vec<f32>) {
+    let len = head.mask.len();
     keys.resize(head.head_dim * padded, 0.0);
-    for (j, row) in head.k.chunks_exact(head.hidden).enumerate() {
-        for (d, &x) in row[head.offset..][..head.head_dim].iter().enumerate() {
-            keys[d * padded + j] = x;
+    let column = head.k.as_ptr().add(head.offset);
+    for tile in (0..len).step_by(BLOCK) {
+        let count = (len - tile).min(BLOCK);
+        let first = column.add(tile * head.hidden);
+        for d in 0..head.head_dim {
+            B::gather(first.add(d), head.hidden, count)
+                .store(keys.as_mut_ptr().add(d * padded + tile));
         }
     }
 }

@@ -8,11 +8,12 @@ use super::math::{exp, Block, BLOCK, EXP_FLOOR};
 
 /// A [`Block`] of `$count` `$register`s of `$lanes` floats, with the intrinsics of one width
 /// (`$feature`): `$int` is its integer register and `$zero_below` its "0 where x < floor"
-/// (a compare mask on AVX-512, a blend on AVX2).
+/// (a compare mask on AVX-512, a blend on AVX2) and `$gather` its strided load of the first
+/// lanes.
 macro_rules! block {
     (
         $(#[$doc:meta])* $name:ident: $count:literal x $register:ty, $int:ty, $lanes:literal,
-        $feature:literal, $zero_below:ident,
+        $feature:literal, $zero_below:ident, $gather:ident,
         $load:ident, $store:ident, $set1:ident, $fmadd:ident, $fnmadd:ident, $max:ident,
         $add:ident, $sub:ident, $mul:ident, $to_int:ident, $shift:ident, $add_int:ident,
         $as_int:ident, $as_float:ident $(,)?
@@ -50,6 +51,14 @@ macro_rules! block {
                 for (i, x) in self.0.into_iter().enumerate() {
                     $store(p.add(i * $lanes), x);
                 }
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn gather(p: *const f32, stride: usize, count: usize) -> Self {
+                Self(std::array::from_fn(|i| {
+                    let first = p.wrapping_add(i * $lanes * stride);
+                    $gather(first, stride as i32, count.saturating_sub(i * $lanes))
+                }))
             }
             #[inline]
             #[target_feature(enable = $feature)]
@@ -130,9 +139,37 @@ fn zero_below_256(x: __m256, floor: __m256, e: __m256) -> __m256 {
     )
 }
 
+/// The first `count` (of 16) lanes from `p`, `stride` floats apart, the rest 0.
+///
+/// # Safety
+/// The `count` floats are readable; lanes past `count` read nothing.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_512(p: *const f32, stride: i32, count: usize) -> __m512 {
+    let lanes = (1u32 << count.min(16)) - 1;
+    let offsets = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(stride),
+    );
+    _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), lanes as __mmask16, offsets, p)
+}
+
+/// The first `count` (of 8) lanes from `p`, `stride` floats apart, the rest 0.
+///
+/// # Safety
+/// The `count` floats are readable; lanes past `count` read nothing.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gather_256(p: *const f32, stride: i32, count: usize) -> __m256 {
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let wanted = _mm256_cmpgt_epi32(_mm256_set1_epi32(count.min(8) as i32), lane);
+    let offsets = _mm256_mullo_epi32(lane, _mm256_set1_epi32(stride));
+    _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), p, offsets, _mm256_castsi256_ps(wanted))
+}
+
 block!(
     /// Two 512-bit registers.
-    Avx512: 2 x __m512, __m512i, 16, "avx512f", zero_below_512,
+    Avx512: 2 x __m512, __m512i, 16, "avx512f", zero_below_512, gather_512,
     _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps,
     _mm512_max_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_cvtps_epi32,
     _mm512_slli_epi32, _mm512_add_epi32, _mm512_castps_si512, _mm512_castsi512_ps,
@@ -140,7 +177,7 @@ block!(
 
 block!(
     /// Four 256-bit registers.
-    Avx2: 4 x __m256, __m256i, 8, "avx2,fma", zero_below_256,
+    Avx2: 4 x __m256, __m256i, 8, "avx2,fma", zero_below_256, gather_256,
     _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps,
     _mm256_max_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_cvtps_epi32,
     _mm256_slli_epi32, _mm256_add_epi32, _mm256_castps_si256, _mm256_castsi256_ps,
