@@ -6,7 +6,9 @@
 
 mod common;
 
-use bertqa::onnx::bert::WeightFormat;
+use prost::Message;
+
+use bertqa::onnx::proto::ModelProto;
 use bertqa::qa::batch::PaddedBatch;
 use bertqa::qa::features::Window;
 use bertqa::runtime::engine::Engine;
@@ -131,11 +133,55 @@ fn the_shipped_graph_runs_attention_and_gelu_fused_batch_invariant_near_the_grap
 #[test]
 fn a_head_size_the_kernel_does_not_take_keeps_the_graphs_attention() {
     let dir = tempfile::tempdir().unwrap();
-    common::tiny_model_folder(dir.path());
-    let export = common::tiny_int8_export(dir.path(), WeightFormat::Int8Rowwise, "rowwise");
-    let (bytes, model) = common::int8_graph(&export);
+    let (_, bytes, model) = common::tiny_rowwise_int8(dir.path());
     // Four heads of 16: the kernel takes multiples of 32, so only the quantization sites go.
     let sites = |kernels| fuse(&model, &bytes, kernels).map(|(_, n)| n);
     assert_eq!(sites(Kernels::FusedAttention), sites(Kernels::Fused));
     assert_eq!(sites(Kernels::Onnx), None);
+}
+
+/// How many GELUs of `model` go into the quantization after them, and how many `Erf`s stay.
+fn gelus(model: &ModelProto) -> (usize, usize) {
+    let bytes = model.encode_to_vec();
+    let (fused, _) = fuse(model, &bytes, Kernels::FusedAttention).unwrap();
+    let graph = fused.graph.unwrap();
+    let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
+    (count("GeluSmoothRowQuantize"), count("Erf"))
+}
+
+#[test]
+fn a_gelu_unlike_the_exporters_is_left_to_onnx_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, model) = common::tiny_rowwise_int8(dir.path());
+    assert_eq!(gelus(&model), (2, 0), "both layers' GELUs go in");
+
+    // The first GELU's last factor 0.25 instead of 0.5: that one stays as the file has it.
+    let mut changed = model.clone();
+    let graph = changed.graph.as_mut().unwrap();
+    let reader_of = |value: &str| {
+        graph
+            .node
+            .iter()
+            .find(|n| n.input.iter().any(|i| i == value))
+            .unwrap()
+    };
+    let erf = graph.node.iter().find(|n| n.op_type == "Erf").unwrap();
+    let plus_one = reader_of(&erf.output[0]);
+    let product = reader_of(&plus_one.output[0]);
+    let half = reader_of(&product.output[0]);
+    assert_eq!(half.op_type, "Mul");
+    let factor = half.input[1].clone();
+    let constant = graph
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == factor)
+        .unwrap();
+    assert_eq!(constant.raw_data, 0.5f32.to_le_bytes());
+    constant.raw_data = 0.25f32.to_le_bytes().to_vec();
+    let shared = graph
+        .node
+        .iter()
+        .filter(|n| n.input.contains(&factor))
+        .count();
+    assert_eq!(gelus(&changed), (2 - shared, shared));
 }

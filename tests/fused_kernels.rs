@@ -8,7 +8,6 @@ use std::path::Path;
 
 use prost::Message;
 
-use bertqa::onnx::bert::WeightFormat;
 use bertqa::onnx::proto::{data_type, ModelProto};
 use bertqa::qa::batch::PaddedBatch;
 use bertqa::runtime::fused::{fuse, Kernels};
@@ -65,9 +64,7 @@ fn the_shipped_graph_fuses_every_quantization_site_and_answers_bit_for_bit() {
 #[test]
 fn a_rowwise_export_fuses_every_site_and_a_site_unlike_the_exporters_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
-    common::tiny_model_folder(dir.path());
-    let rowwise = common::tiny_int8_export(dir.path(), WeightFormat::Int8Rowwise, "rowwise");
-    let (bytes, model) = common::int8_graph(&rowwise);
+    let (rowwise, bytes, model) = common::tiny_rowwise_int8(dir.path());
     let layers = 2;
     assert_eq!(
         fuse(&model, &bytes, Kernels::Fused).map(|(_, n)| n),

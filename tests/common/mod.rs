@@ -141,6 +141,15 @@ pub fn int8_graph(folder: &Path) -> (Vec<u8>, ModelProto) {
     (bytes, model)
 }
 
+/// A tiny random model's row-wise int8 export in `dir` (every dense input quantized per
+/// token, so every kind of site): its folder, the graph's bytes and the graph.
+pub fn tiny_rowwise_int8(dir: &Path) -> (PathBuf, Vec<u8>, ModelProto) {
+    tiny_model_folder(dir);
+    let export = tiny_int8_export(dir, WeightFormat::Int8Rowwise, "rowwise");
+    let (bytes, model) = int8_graph(&export);
+    (export, bytes, model)
+}
+
 /// An engine on `folder`'s int8 graph on CPU with `kernels` and `threads` intra-op threads.
 pub fn int8_engine(folder: &Path, kernels: Kernels, threads: usize) -> Engine {
     let config = EngineConfig {
