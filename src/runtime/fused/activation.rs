@@ -42,7 +42,7 @@ const ERF_Q: [f32; 5] = [
 /// operation per element.
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
-    // `if` rather than `clamp`: NaN goes to the edge instead of staying NaN or panicking.
+    // Two selects, which vectorize; NaN stays NaN, as through the graph's `Erf`.
     let x = if x > ERF_EDGE { ERF_EDGE } else { x };
     let x = if x < -ERF_EDGE { -ERF_EDGE } else { x };
     let z = x * x;

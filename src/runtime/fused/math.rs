@@ -25,10 +25,11 @@ pub struct RowQuantization {
     pub activation: Activation,
 }
 
-/// One row: `scratch` <- `y` x `smooth` (the SmoothQuant factors), then `codes` <- its codes
-/// with one step for the row (its largest magnitude over `levels`), which is returned. The
-/// graph's `Mul`, `Abs`, `ReduceMax`, `Max`, `Div`s, `Mul` and `QuantizeLinear` (unit step)
-/// in one pass over the row and one over `scratch`, which stays in the L1 cache.
+/// One row: `scratch` <- the site's activation of `y`, times `smooth` (the SmoothQuant
+/// factors), then `codes` <- its codes with one step for the row (its largest magnitude over
+/// `levels`), which is returned. The graph's `Mul`, `Abs`, `ReduceMax`, `Max`, `Div`s, `Mul`
+/// and `QuantizeLinear` (unit step) in one pass over the row and one over `scratch`, which
+/// stays in the L1 cache.
 #[inline(always)]
 pub fn smooth_quantize_row(
     y: &[f32],
