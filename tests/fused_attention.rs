@@ -1,8 +1,9 @@
-//! `--kernels fused-attention`: each layer's attention as one bertqa kernel, and the GELU
-//! inside the quantization after it. Its logits are not ONNX Runtime's bits, so these check
-//! what it keeps instead: a window's logits do not depend on its batch, they are within
-//! rounding of the graph's, and only the exporter's patterns (attention with a head size the
-//! kernel takes) are replaced.
+//! `--kernels fused-attention`: each layer's attention as one bertqa kernel, the GELU inside
+//! the quantization after it, and each dense layer's end with its layer normalization. Its
+//! logits are not ONNX Runtime's bits, so these check what it keeps instead: a window's
+//! logits do not depend on its batch, they are within rounding of the graph's, and only the
+//! exporter's patterns (attention with a head size the kernel takes, a layer normalization
+//! over the last axis) are replaced.
 
 mod common;
 
@@ -47,14 +48,14 @@ fn best_spans(logits: &[Vec<f32>]) -> Vec<(usize, usize)> {
 }
 
 #[test]
-fn the_shipped_graph_runs_attention_and_gelu_fused_batch_invariant_near_the_graphs_logits() {
+fn the_shipped_graph_runs_attention_gelu_and_norms_fused_batch_invariant_near_the_graphs_logits() {
     let folder = common::shipped_model();
     let (bytes, model) = common::int8_graph(&folder);
     let (fused, sites) = fuse(&model, &bytes, Kernels::FusedAttention).unwrap();
     assert_eq!(
         sites,
-        24 + 6,
-        "the quantization sites and one attention a layer"
+        24 + 6 + 12,
+        "the quantization sites, one attention and two layer ends a layer"
     );
     let graph = fused.graph.as_ref().unwrap();
     let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
@@ -71,6 +72,11 @@ fn the_shipped_graph_runs_attention_and_gelu_fused_batch_invariant_near_the_grap
         (6, 0, 0),
         "each layer's GELU goes into the per-token site after it"
     );
+    assert_eq!(
+        (count("AddLayerNormalization"), count("LayerNormalization")),
+        (12, 1),
+        "each dense layer's end goes in with its normalization; the embeddings' stays"
+    );
     let (kept, _) = fuse(&model, &bytes, Kernels::Fused).unwrap();
     let kept = kept.graph.as_ref().unwrap();
     let kept_count = |op: &str| kept.node.iter().filter(|n| n.op_type == op).count();
@@ -78,6 +84,11 @@ fn the_shipped_graph_runs_attention_and_gelu_fused_batch_invariant_near_the_grap
         (kept_count("GeluSmoothRowQuantize"), kept_count("Erf")),
         (0, 6),
         "--kernels fused keeps ONNX Runtime's GELU"
+    );
+    assert_eq!(
+        kept_count("LayerNormalization"),
+        13,
+        "--kernels fused keeps ONNX Runtime's layer normalization"
     );
 
     let windows: Vec<Window> = common::windows_of(&folder, common::dev_examples().iter().take(12));
@@ -134,10 +145,50 @@ fn the_shipped_graph_runs_attention_and_gelu_fused_batch_invariant_near_the_grap
 fn a_head_size_the_kernel_does_not_take_keeps_the_graphs_attention() {
     let dir = tempfile::tempdir().unwrap();
     let (_, bytes, model) = common::tiny_rowwise_int8(dir.path());
-    // Four heads of 16: the kernel takes multiples of 32, so only the quantization sites go.
-    let sites = |kernels| fuse(&model, &bytes, kernels).map(|(_, n)| n);
-    assert_eq!(sites(Kernels::FusedAttention), sites(Kernels::Fused));
-    assert_eq!(sites(Kernels::Onnx), None);
+    // Four heads of 16: the kernel takes multiples of 32, so the attention stays.
+    let (fused, _) = fuse(&model, &bytes, Kernels::FusedAttention).unwrap();
+    let graph = fused.graph.unwrap();
+    let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
+    assert_eq!((count("Attention"), count("Softmax")), (0, 2));
+    assert_eq!(fuse(&model, &bytes, Kernels::Onnx).map(|(_, n)| n), None);
+}
+
+/// How many layer normalizations of `model` go in with their layer's end, and how many stay.
+fn norms(model: &ModelProto) -> (usize, usize) {
+    let bytes = model.encode_to_vec();
+    let (fused, _) = fuse(model, &bytes, Kernels::FusedAttention).unwrap();
+    let graph = fused.graph.unwrap();
+    let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
+    (count("AddLayerNormalization"), count("LayerNormalization"))
+}
+
+#[test]
+fn a_layer_normalization_over_other_axes_is_left_to_onnx_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, model) = common::tiny_rowwise_int8(dir.path());
+    assert_eq!(
+        norms(&model),
+        (4, 1),
+        "two ends a layer go in, the embeddings' normalization stays"
+    );
+
+    // One layer's normalization over the window's tokens and columns (axis 1), not each
+    // token's columns: a different operation, which stays as the file has it.
+    let mut changed = model.clone();
+    let graph = changed.graph.as_mut().unwrap();
+    let last = graph
+        .node
+        .iter_mut()
+        .rfind(|n| n.op_type == "LayerNormalization")
+        .unwrap();
+    let axis = last
+        .attribute
+        .iter_mut()
+        .find(|a| a.name == "axis")
+        .unwrap();
+    assert_eq!(axis.i, -1);
+    axis.i = 1;
+    assert_eq!(norms(&changed), (3, 2));
 }
 
 /// How many GELUs of `model` go into the quantization after them, and how many `Erf`s stay.

@@ -16,6 +16,7 @@ use ort::value::{PrimitiveTensorElementType, TensorElementType, ValueRef};
 
 use super::activation::Activation;
 use super::math::{smooth_quantize_fixed, smooth_quantize_row, RowQuantization};
+use super::tasks::{run_widest, Shared, Vectorized};
 
 /// The per-token operator's name in the [`DOMAIN`](super::DOMAIN) domain.
 pub const PER_ROW: &str = "SmoothRowQuantize";
@@ -187,54 +188,31 @@ impl Kernel for QuantizeKernel {
             Step::Fixed { .. } => None,
         };
         let steps = match row_steps.as_mut() {
-            Some(value) => value.try_extract_tensor_mut::<f32>()?.1.as_mut_ptr(),
-            None => std::ptr::null_mut(),
+            Some(value) => Some(Shared::new(
+                value.try_extract_tensor_mut::<f32>()?.1.as_mut_ptr(),
+            )),
+            None => None,
         };
-        let out = Outputs {
-            codes: codes.as_mut_ptr(),
-            steps,
-        };
+        let codes = Shared::new(codes.as_mut_ptr());
         ctx.par_for(rows.div_ceil(ROWS_PER_TASK), 0, |task| {
             let first = task * ROWS_PER_TASK;
             let count = ROWS_PER_TASK.min(rows - first);
             // SAFETY: each task takes only its own rows `first..first + count`, within the
             // `rows` rows ONNX Runtime allocated, alive until this call returns.
-            let (codes, steps) = unsafe { out.rows(first, count, width) };
+            let (codes, steps) = unsafe {
+                (
+                    codes.slice(first * width, count * width),
+                    match &steps {
+                        Some(steps) => steps.slice(first, count),
+                        None => &mut [],
+                    },
+                )
+            };
             let x = &x[first * width..][..count * width];
             quantize_rows(x, smooth, step, codes, steps);
         })
     }
 }
-
-/// The outputs' first elements (`steps` null for a fixed step), shared by the intra-op tasks,
-/// each writing its own rows.
-struct Outputs {
-    codes: *mut u8,
-    steps: *mut f32,
-}
-
-impl Outputs {
-    /// Rows `first..first + count` of the outputs (no steps for a fixed step).
-    ///
-    /// # Safety
-    /// The rows lie within the outputs, and no other live slice covers them.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn rows(&self, first: usize, count: usize, width: usize) -> (&mut [u8], &mut [f32]) {
-        let steps = if self.steps.is_null() {
-            &mut []
-        } else {
-            std::slice::from_raw_parts_mut(self.steps.add(first), count)
-        };
-        (
-            std::slice::from_raw_parts_mut(self.codes.add(first * width), count * width),
-            steps,
-        )
-    }
-}
-
-// SAFETY: the pointers are only written through disjoint row ranges (see `compute`).
-unsafe impl Sync for Outputs {}
-unsafe impl Send for Outputs {}
 
 thread_local! {
     /// One smoothed row per intra-op thread, reused across calls.
@@ -253,50 +231,22 @@ struct Rows<'a> {
 }
 
 /// Quantizes consecutive rows of `x`, with the widest vector instructions this CPU has (the
-/// arithmetic is the same at every width, see [`super::math`]). The thread's scratch row is
-/// taken here, outside the vector-width functions: a loop inside the `LocalKey::with` closure
-/// is compiled as part of that generic function, without the target's features (it ran at
-/// SSE width, 3.5% of a loaded server's time on a Zen 4).
+/// arithmetic is the same at every width, see [`super::math`]).
 fn quantize_rows(x: &[f32], smooth: &[f32], step: Step, codes: &mut [u8], steps: &mut [f32]) {
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.resize(smooth.len(), 0.0);
-        let task = Rows {
+        run_widest(Rows {
             x,
             smooth,
             step,
             codes,
             steps,
             scratch,
-        };
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512 F, checked just above.
-                return unsafe { rows_avx512(task) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2, checked just above.
-                return unsafe { rows_avx2(task) };
-            }
-        }
-        task.run();
+        });
     })
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn rows_avx512(task: Rows) {
-    task.run();
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn rows_avx2(task: Rows) {
-    task.run();
-}
-
-impl Rows<'_> {
-    /// Inlined into each width's function, so its loops compile at that width.
+impl Vectorized for Rows<'_> {
     #[inline(always)]
     fn run(self) {
         let width = self.smooth.len();
@@ -321,6 +271,7 @@ impl Rows<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tasks::Width;
     use super::*;
 
     /// Rows of varied magnitudes (ties and values past the codes' range included) and
@@ -344,7 +295,7 @@ mod tests {
     fn every_path(x: &[f32], smooth: &[f32], step: Step) -> Vec<(Vec<u8>, Vec<f32>)> {
         let mut scratch = vec![0.0; smooth.len()];
         let mut results = Vec::new();
-        let mut width = |run: unsafe fn(Rows)| {
+        for width_here in Width::every() {
             let (mut codes, mut steps) = (vec![0u8; x.len()], vec![0.0; x.len() / smooth.len()]);
             let task = Rows {
                 x,
@@ -354,19 +305,8 @@ mod tests {
                 steps: &mut steps,
                 scratch: &mut scratch,
             };
-            // SAFETY: only called below with the widths this CPU has.
-            unsafe { run(task) };
+            width_here.run(task);
             results.push((codes, steps));
-        };
-        width(|task| task.run());
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                width(rows_avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                width(rows_avx512);
-            }
         }
         results
     }

@@ -5,15 +5,18 @@
 //! SmoothQuant's factors with the per-token quantization after them (the GELU output of
 //! `int8-static-gelu-rowwise`, every site of `int8-rowwise`), or with a calibrated step (the
 //! other sites of `int8-static-gelu-rowwise` and `int8-static`). With `--kernels
-//! fused-attention`, each layer's attention too, in any graph (`attention`), and the GELU
-//! before a per-token site (`activation`): those logits differ from ONNX Runtime's in the last
-//! bits, the same on every CPU.
+//! fused-attention`, each layer's attention too, in any graph (`attention`), the GELU
+//! before a per-token site (`activation`), and each dense layer's bias, residual and layer
+//! normalization (`norm`): those logits differ from ONNX Runtime's in the last bits, the same
+//! on every CPU.
 
 mod activation;
 mod attention;
 mod kernels;
 mod math;
+mod norm;
 mod pattern;
+mod tasks;
 
 use crate::onnx::proto::{ModelProto, OperatorSetIdProto};
 use ort::operator::OperatorDomain;
@@ -25,9 +28,10 @@ pub const DOMAIN: &str = "ai.bertqa";
 /// Whether graphs run ONNX Runtime's operators as written or with bertqa's fused kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum Kernels {
-    /// `fused`, and each layer's attention as one bertqa kernel, and the feed-forward's GELU
-    /// inside the quantization after it (CPU with AVX2 + FMA or AVX-512; logits within
-    /// rounding of the graph's, the same on every such CPU).
+    /// `fused`, and each layer's attention as one bertqa kernel, the feed-forward's GELU
+    /// inside the quantization after it, and each dense layer's end with its layer
+    /// normalization as one (CPU with AVX2 + FMA or AVX-512; logits within rounding of the
+    /// graph's, the same on every such CPU).
     FusedAttention,
     /// bertqa's fused kernels where the graph has their pattern (CPU only), with the logits
     /// ONNX Runtime gives for the graph, bit for bit.
@@ -65,5 +69,6 @@ pub fn operators() -> ort::Result<OperatorDomain> {
         .add(kernels::SmoothRowQuantize(activation::Activation::Identity))?
         .add(kernels::SmoothRowQuantize(activation::Activation::Gelu))?
         .add(kernels::SmoothQuantize)?
-        .add(attention::Attention)
+        .add(attention::Attention)?
+        .add(norm::AddLayerNormalization)
 }

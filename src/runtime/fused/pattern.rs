@@ -55,6 +55,11 @@ impl<'g> Wiring<'g> {
         (node.op_type == op && node.domain.is_empty() && node.input.len() == arity).then_some(i)
     }
 
+    /// The node making `value`, whatever it is.
+    pub(super) fn maker(&self, value: &str) -> Option<&'g NodeProto> {
+        self.producer.get(value).map(|&i| &self.nodes[i])
+    }
+
     /// The single reader of `value` when it is a default-domain `op`.
     pub(super) fn only_reader(&self, value: &str, op: &str) -> Option<usize> {
         match self.consumers.get(value)?.as_slice() {
@@ -96,8 +101,8 @@ impl<'g> Wiring<'g> {
             .is_some_and(|v| (v - value).abs() <= 1e-6 * value.abs())
     }
 
-    /// Whether `name` is a constant f32 vector (the smoothing factors).
-    fn is_vector(&self, name: &str) -> bool {
+    /// Whether `name` is a constant f32 vector (smoothing factors, a bias).
+    pub(super) fn is_vector(&self, name: &str) -> bool {
         self.constants.get(name).is_some_and(|t| {
             t.data_type == data_type::FLOAT
                 && t.dims.len() == 1
@@ -277,10 +282,11 @@ fn step_site_at(w: &Wiring, quantize: usize, domain: &str, name: &str) -> Option
 /// Every site of `graph` bertqa's kernels can run, as `domain` nodes: the per-token sites
 /// (found from their `Abs`) and the calibrated-step ones (from their `QuantizeLinear`), and
 /// with `own_arithmetic` (kernels that round in their own way, the same on every CPU) each
-/// layer's attention (from its `Softmax`) and the GELU before a per-token site. No node
-/// belongs to two: a per-token site's `QuantizeLinear` reads the rescaling `Mul`, whose second
-/// input is no constant, its factors' product has two readers, and an attention has no
-/// quantization.
+/// layer's attention (from its `Softmax`), the GELU before a per-token site and each dense
+/// layer's end with its layer normalization (from the `LayerNormalization`). No node belongs
+/// to two: a per-token site's `QuantizeLinear` reads the rescaling `Mul`, whose second input
+/// is no constant, its factors' product has two readers, an attention has no quantization,
+/// and a layer's end starts after its product (whose step it reads, not makes).
 pub fn find_sites(graph: &GraphProto, domain: &str, own_arithmetic: bool) -> Vec<Site> {
     let wiring = Wiring::of(graph);
     let found = graph
@@ -300,6 +306,9 @@ pub fn find_sites(graph: &GraphProto, domain: &str, own_arithmetic: bool) -> Vec
             "QuantizeLinear" => step_site_at(&wiring, i, domain, &format!("smooth_quantize_{i}")),
             "Softmax" if own_arithmetic => {
                 super::attention::site::site_at(&wiring, i, domain, &format!("attention_{i}"))
+            }
+            "LayerNormalization" if own_arithmetic => {
+                super::norm::site::site_at(&wiring, i, domain, &format!("add_layer_norm_{i}"))
             }
             _ => None,
         })

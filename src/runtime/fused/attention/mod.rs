@@ -19,6 +19,7 @@ use ort::operator::{
 use ort::value::TensorElementType;
 
 use super::kernels::{first, required};
+use super::tasks::Shared;
 use math::{attend, Head, Scratch, BLOCK};
 
 /// The operator's name in the [`DOMAIN`](super::DOMAIN) domain.
@@ -73,24 +74,6 @@ pub fn available() -> bool {
     false
 }
 
-/// The context output's first element, written by the intra-op tasks, each its own head's
-/// columns of its own window.
-struct Context(*mut f32);
-
-impl Context {
-    /// The element `at` elements past the first.
-    ///
-    /// # Safety
-    /// `at` lies within the output.
-    unsafe fn at(&self, at: usize) -> *mut f32 {
-        self.0.add(at)
-    }
-}
-
-// SAFETY: the tasks write disjoint elements through it (see `compute`).
-unsafe impl Sync for Context {}
-unsafe impl Send for Context {}
-
 impl Kernel for AttentionKernel {
     fn compute(&mut self, ctx: &ComputeContext) -> ort::Result<()> {
         let q = required(ctx, 0)?;
@@ -117,15 +100,17 @@ impl Kernel for AttentionKernel {
         let mut output = ctx
             .output(0, shape.to_vec())?
             .ok_or_else(|| ort::Error::new("attention output missing"))?;
-        let out = Context(output.try_extract_tensor_mut::<f32>()?.1.as_mut_ptr());
+        let out = Shared::new(output.try_extract_tensor_mut::<f32>()?.1.as_mut_ptr());
         let window = layout.len * layout.hidden;
         ctx.par_for(layout.windows * layout.heads, 0, |task| {
             let (b, h) = (task / layout.heads, task % layout.heads);
+            let mask = &mask[b * layout.len..][..layout.len];
+            let own = own_tokens(mask);
             let head = Head {
                 q: &q[b * window..][..window],
                 k: &k[b * window..][..window],
                 v: &v[b * window..][..window],
-                mask: &mask[b * layout.len..][..layout.len],
+                mask: &mask[..own],
                 hidden: layout.hidden,
                 offset: h * layout.head_dim,
                 head_dim: layout.head_dim,
@@ -134,8 +119,26 @@ impl Kernel for AttentionKernel {
             // SAFETY: window `b`'s rows lie within the output ONNX Runtime allocated (alive
             // until this call returns), and only this task writes head `h`'s columns of them.
             run(&head, unsafe { out.at(b * window) });
+            for row in own..layout.len {
+                let first = b * window + row * layout.hidden + head.offset;
+                // SAFETY: as above, a padding row's columns of head `h`.
+                unsafe { out.slice(first, layout.head_dim) }.fill(0.0);
+            }
         })
     }
+}
+
+/// A key whose mask is at most this is padding: BERT's -10,000, or a type's minimum.
+const PADDING: f32 = -10_000.0;
+
+/// How many of a window's tokens are its own: all up to its last key that is not padding (all
+/// when every key is). The padding after them is left out of the window's attention: its
+/// keys' exp would be exactly 0 (far below [`math::EXP_FLOOR`]) and no real token reads its
+/// queries' rows, which are written as zeros. So a batch pays for its windows' own lengths.
+fn own_tokens(mask: &[f32]) -> usize {
+    mask.iter()
+        .rposition(|&m| m > PADDING)
+        .map_or(mask.len(), |last| last + 1)
 }
 
 /// The shapes of one call.
@@ -351,6 +354,21 @@ mod tests {
                 "{len} x {heads} x {head_dim}: {gap} from the definition"
             );
         }
+    }
+
+    #[test]
+    fn a_windows_own_tokens_end_at_its_last_key_that_is_not_padding() {
+        assert_eq!(own_tokens(&[0.0, -10_000.0, 0.0, -10_000.0, f32::MIN]), 3);
+        assert_eq!(
+            own_tokens(&[0.0, -9_999.0]),
+            2,
+            "a mask above BERT's is no padding"
+        );
+        assert_eq!(
+            own_tokens(&[-10_000.0; 4]),
+            4,
+            "no own token: every key stays"
+        );
     }
 
     #[test]
