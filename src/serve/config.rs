@@ -48,10 +48,11 @@ pub struct ServeConfig {
     #[arg(long, env = "BERTQA_GRAPH", value_enum, default_value_t = GraphChoice::Auto)]
     pub graph: GraphChoice,
     /// CPU kernels: `fused-attention` runs each layer's attention as one bertqa kernel, its
-    /// GELU inside the quantization after it and an int8 graph's activation quantization as
-    /// bertqa's fused operators (faster; the answers of the graph on 98.6% of dev, the same
-    /// on every CPU: bench/RESULTS.md), `fused` only the quantization (ONNX Runtime's logits
-    /// bit for bit), `onnx` every operator as the file writes it.
+    /// GELU inside the quantization after it, each dense layer's end with its layer
+    /// normalization as one, and an int8 graph's activation quantization as bertqa's fused
+    /// operators (faster; the answers of the graph on 98.6% of dev, the same on every CPU:
+    /// bench/RESULTS.md), `fused` only the quantization (ONNX Runtime's logits bit for bit),
+    /// `onnx` every operator as the file writes it.
     #[arg(long, env = "BERTQA_KERNELS", value_enum, default_value_t = Kernels::FusedAttention)]
     pub kernels: Kernels,
     /// Inference workers: ONNX Runtime sessions running batches side by side, each with
