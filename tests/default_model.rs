@@ -122,9 +122,9 @@ async fn the_default_model_finds_the_right_passage_and_abstains_on_a_foreign_que
     let (_, info) = server.get_text("/info").await;
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["score"], "calibrated", "{info}");
-    // Four activation quantization sites and the attention of each layer, all run by
-    // bertqa's kernels (`--kernels fused-attention`, the default).
-    assert_eq!(info["graph"]["fused_sites"], 6 * (4 + 1), "{info}");
+    // Four activation quantization sites, the attention and the two layer ends of each layer,
+    // all run by bertqa's kernels (`--kernels fused-attention`, the default).
+    assert_eq!(info["graph"]["fused_sites"], 6 * (4 + 1 + 2), "{info}");
     // Calibrated: a right answer is likely, a span for a question the passages cannot answer
     // is not, however sure its own passage's softmax is.
     assert!(read["score"].as_f64().unwrap() > 0.5, "{read}");
