@@ -77,17 +77,15 @@ fn the_shipped_graph_runs_attention_gelu_and_norms_fused_batch_invariant_near_th
         (12, 1),
         "each dense layer's end goes in with its normalization; the embeddings' stays"
     );
-    let (kept, _) = fuse(&model, &bytes, Kernels::Fused).unwrap();
-    let kept = kept.graph.as_ref().unwrap();
-    let kept_count = |op: &str| kept.node.iter().filter(|n| n.op_type == op).count();
+    let ops = ["GeluSmoothRowQuantize", "Erf", "LayerNormalization"];
+    let [gelu_sites, erfs, norms] = fused_counts(&model, Kernels::Fused, ops);
     assert_eq!(
-        (kept_count("GeluSmoothRowQuantize"), kept_count("Erf")),
+        (gelu_sites, erfs),
         (0, 6),
         "--kernels fused keeps ONNX Runtime's GELU"
     );
     assert_eq!(
-        kept_count("LayerNormalization"),
-        13,
+        norms, 13,
         "--kernels fused keeps ONNX Runtime's layer normalization"
     );
 
@@ -146,20 +144,30 @@ fn a_head_size_the_kernel_does_not_take_keeps_the_graphs_attention() {
     let dir = tempfile::tempdir().unwrap();
     let (_, bytes, model) = common::tiny_rowwise_int8(dir.path());
     // Four heads of 16: the kernel takes multiples of 32, so the attention stays.
-    let (fused, _) = fuse(&model, &bytes, Kernels::FusedAttention).unwrap();
-    let graph = fused.graph.unwrap();
-    let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
-    assert_eq!((count("Attention"), count("Softmax")), (0, 2));
+    let ops = ["Attention", "Softmax"];
+    assert_eq!(fused_counts(&model, Kernels::FusedAttention, ops), [0, 2]);
     assert_eq!(fuse(&model, &bytes, Kernels::Onnx).map(|(_, n)| n), None);
 }
 
-/// How many layer normalizations of `model` go in with their layer's end, and how many stay.
-fn norms(model: &ModelProto) -> (usize, usize) {
+/// How many nodes of each of `ops` `model` has once `kernels` fused it.
+fn fused_counts<const N: usize>(
+    model: &ModelProto,
+    kernels: Kernels,
+    ops: [&str; N],
+) -> [usize; N] {
     let bytes = model.encode_to_vec();
-    let (fused, _) = fuse(model, &bytes, Kernels::FusedAttention).unwrap();
+    let (fused, _) = fuse(model, &bytes, kernels).unwrap();
     let graph = fused.graph.unwrap();
-    let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
-    (count("AddLayerNormalization"), count("LayerNormalization"))
+    ops.map(|op| graph.node.iter().filter(|n| n.op_type == op).count())
+}
+
+/// How many layer normalizations of `model` go in with their layer's end, and how many stay.
+fn norms(model: &ModelProto) -> [usize; 2] {
+    fused_counts(
+        model,
+        Kernels::FusedAttention,
+        ["AddLayerNormalization", "LayerNormalization"],
+    )
 }
 
 #[test]
@@ -168,7 +176,7 @@ fn a_layer_normalization_over_other_axes_is_left_to_onnx_runtime() {
     let (_, _, model) = common::tiny_rowwise_int8(dir.path());
     assert_eq!(
         norms(&model),
-        (4, 1),
+        [4, 1],
         "two ends a layer go in, the embeddings' normalization stays"
     );
 
@@ -188,23 +196,23 @@ fn a_layer_normalization_over_other_axes_is_left_to_onnx_runtime() {
         .unwrap();
     assert_eq!(axis.i, -1);
     axis.i = 1;
-    assert_eq!(norms(&changed), (3, 2));
+    assert_eq!(norms(&changed), [3, 2]);
 }
 
 /// How many GELUs of `model` go into the quantization after them, and how many `Erf`s stay.
-fn gelus(model: &ModelProto) -> (usize, usize) {
-    let bytes = model.encode_to_vec();
-    let (fused, _) = fuse(model, &bytes, Kernels::FusedAttention).unwrap();
-    let graph = fused.graph.unwrap();
-    let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
-    (count("GeluSmoothRowQuantize"), count("Erf"))
+fn gelus(model: &ModelProto) -> [usize; 2] {
+    fused_counts(
+        model,
+        Kernels::FusedAttention,
+        ["GeluSmoothRowQuantize", "Erf"],
+    )
 }
 
 #[test]
 fn a_gelu_unlike_the_exporters_is_left_to_onnx_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let (_, _, model) = common::tiny_rowwise_int8(dir.path());
-    assert_eq!(gelus(&model), (2, 0), "both layers' GELUs go in");
+    assert_eq!(gelus(&model), [2, 0], "both layers' GELUs go in");
 
     // The first GELU's last factor 0.25 instead of 0.5: that one stays as the file has it.
     let mut changed = model.clone();
@@ -234,5 +242,5 @@ fn a_gelu_unlike_the_exporters_is_left_to_onnx_runtime() {
         .iter()
         .filter(|n| n.input.contains(&factor))
         .count();
-    assert_eq!(gelus(&changed), (2 - shared, shared));
+    assert_eq!(gelus(&changed), [2 - shared, shared]);
 }

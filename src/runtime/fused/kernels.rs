@@ -35,16 +35,23 @@ pub struct SmoothRowQuantize(pub Activation);
 /// zero point (u8), scalars. Output: the codes `[.., F]` (u8).
 pub struct SmoothQuantize;
 
-fn float() -> OperatorInput {
+/// An f32 input every node of the operator has (the kernels' operators share these).
+pub(super) fn float() -> OperatorInput {
     OperatorInput::required(TensorElementType::Float32)
+}
+
+/// An f32 input a node may leave out.
+pub(super) fn optional_float() -> OperatorInput {
+    OperatorInput::optional(TensorElementType::Float32)
+}
+
+/// An f32 output.
+pub(super) fn float_output() -> OperatorOutput {
+    OperatorOutput::required(TensorElementType::Float32)
 }
 
 fn codes() -> OperatorOutput {
     OperatorOutput::required(TensorElementType::Uint8)
-}
-
-fn factors() -> OperatorInput {
-    OperatorInput::optional(TensorElementType::Float32)
 }
 
 fn zero_point() -> OperatorInput {
@@ -62,14 +69,11 @@ impl Operator for SmoothRowQuantize {
     }
 
     fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
-        [float(), factors(), float(), float(), zero_point()]
+        [float(), optional_float(), float(), float(), zero_point()]
     }
 
     fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
-        [
-            codes(),
-            OperatorOutput::required(TensorElementType::Float32),
-        ]
+        [codes(), float_output()]
     }
 
     fn create_kernel<'attr>(&self, _: &KernelContext<'attr>) -> ort::Result<QuantizeKernel> {
@@ -85,7 +89,7 @@ impl Operator for SmoothQuantize {
     }
 
     fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
-        [float(), factors(), float(), zero_point()]
+        [float(), optional_float(), float(), zero_point()]
     }
 
     fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
@@ -118,6 +122,16 @@ enum Step {
 pub(super) fn required(ctx: &ComputeContext, i: usize) -> ort::Result<ValueRef<'_>> {
     ctx.input(i)?
         .ok_or_else(|| ort::Error::new(format!("input {i} is missing")))
+}
+
+/// An optional input's floats, or None when the node leaves it out.
+pub(super) fn optional_floats<'v>(
+    value: &'v Option<ValueRef<'_>>,
+) -> ort::Result<Option<&'v [f32]>> {
+    value
+        .as_ref()
+        .map(|value| value.try_extract_tensor::<f32>().map(|(_, floats)| floats))
+        .transpose()
 }
 
 /// The first value of input `i`, a scalar constant of the site.
@@ -156,8 +170,8 @@ impl Kernel for QuantizeKernel {
         let width = shape.last().map_or(0, |&w| w as usize);
         let factors = ctx.input(1)?;
         let ones;
-        let smooth = match &factors {
-            Some(factors) => factors.try_extract_tensor::<f32>()?.1,
+        let smooth = match optional_floats(&factors)? {
+            Some(factors) => factors,
             // Without smoothing factors the row is quantized as it is (x 1.0 changes no bit).
             None => {
                 ones = vec![1.0; width];

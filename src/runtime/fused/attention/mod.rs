@@ -18,7 +18,7 @@ use ort::operator::{
 };
 use ort::value::TensorElementType;
 
-use super::kernels::{first, required};
+use super::kernels::{first, float, float_output, required};
 use super::tasks::Shared;
 use math::{attend, Head, Scratch, BLOCK};
 
@@ -38,7 +38,6 @@ impl Operator for Attention {
     }
 
     fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
-        let float = || OperatorInput::required(TensorElementType::Float32);
         [
             float(),
             float(),
@@ -50,7 +49,7 @@ impl Operator for Attention {
     }
 
     fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
-        [OperatorOutput::required(TensorElementType::Float32)]
+        [float_output()]
     }
 
     fn create_kernel<'attr>(&self, _: &KernelContext<'attr>) -> ort::Result<AttentionKernel> {

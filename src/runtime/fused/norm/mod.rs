@@ -9,14 +9,12 @@
 mod math;
 pub(super) mod site;
 
+use super::kernels::{float, float_output, optional_float, optional_floats, required};
+use super::tasks::{run_widest, Shared, Vectorized};
+use math::{add_and_normalize, Normalization, RowSum};
 use ort::operator::{
     ComputeContext, Kernel, KernelContext, Operator, OperatorInput, OperatorOutput,
 };
-use ort::value::TensorElementType;
-
-use super::kernels::required;
-use super::tasks::{run_widest, Shared, Vectorized};
-use math::{add_and_normalize, Normalization, RowSum};
 
 /// The operator's name in the [`DOMAIN`](super::DOMAIN) domain.
 pub const ADD_LAYER_NORMALIZATION: &str = "AddLayerNormalization";
@@ -37,13 +35,18 @@ impl Operator for AddLayerNormalization {
     }
 
     fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
-        let float = || OperatorInput::required(TensorElementType::Float32);
-        let optional = || OperatorInput::optional(TensorElementType::Float32);
-        [float(), optional(), optional(), float(), float(), float()]
+        [
+            float(),
+            optional_float(),
+            optional_float(),
+            float(),
+            float(),
+            float(),
+        ]
     }
 
     fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
-        [OperatorOutput::required(TensorElementType::Float32)]
+        [float_output()]
     }
 
     fn create_kernel<'attr>(&self, ctx: &KernelContext<'attr>) -> ort::Result<AddLayerNormKernel> {
@@ -95,24 +98,12 @@ impl Vectorized for Rows<'_> {
     }
 }
 
-/// Input `i` as floats, or None when the node leaves it out.
-fn optional_floats<'c>(
-    inputs: &'c [Option<ort::value::ValueRef<'c>>],
-    i: usize,
-) -> ort::Result<Option<&'c [f32]>> {
-    inputs[i]
-        .as_ref()
-        .map(|value| value.try_extract_tensor::<f32>().map(|(_, v)| v))
-        .transpose()
-}
-
 impl Kernel for AddLayerNormKernel {
     fn compute(&mut self, ctx: &ComputeContext) -> ort::Result<()> {
         let product = required(ctx, 0)?;
         let (shape, product) = product.try_extract_tensor::<f32>()?;
-        let optional = [ctx.input(1)?, ctx.input(2)?];
-        let [steps, bias] = [0, 1].map(|i| optional_floats(&optional, i));
-        let (steps, bias) = (steps?, bias?);
+        let (steps, bias) = (ctx.input(1)?, ctx.input(2)?);
+        let (steps, bias) = (optional_floats(&steps)?, optional_floats(&bias)?);
         let [residual, gamma, beta] = [3, 4, 5].map(|i| required(ctx, i));
         let (residual, gamma, beta) = (residual?, gamma?, beta?);
         let [residual, gamma, beta] =
