@@ -5,8 +5,9 @@
 //! Every CPU must give the same answers, so the arithmetic is fixed per element, whatever the
 //! vector width: each score and each context value is one chain of fused multiply-adds in
 //! index order, exp is one polynomial, and a row's sum runs over 32 lanes (key index mod 32)
-//! summed in lane order at the end. A [`Block`] is 32 lanes at any width (two AVX-512
-//! registers or four AVX2 ones), so only the registers differ between widths, not the bits.
+//! added at the end in one fixed tree of halves ([`tree`]). A [`Block`] is 32 lanes at any
+//! width (two AVX-512 registers or four AVX2 ones), so only the registers differ between
+//! widths, not the bits.
 
 /// Lanes of a [`Block`]: keys per score tile, head columns per context chunk.
 pub const BLOCK: usize = 32;
@@ -49,9 +50,10 @@ pub unsafe trait Block: Copy {
     unsafe fn load(p: *const f32) -> Self;
     /// The 32 lanes to `p`.
     unsafe fn store(self, p: *mut f32);
-    /// `count` (at most 32) floats from `p`, `stride` apart, then zeros: one column of 32
-    /// rows, so that the keys of a head go into lanes without a store per float.
-    unsafe fn gather(p: *const f32, stride: usize, count: usize) -> Self;
+    /// Rows `0..count` (at most 32) of a 32 x 32 tile at `src` written as its columns:
+    /// `dst`'s row `c` gets each source row's float `c`, and zeros past `count`. So the keys
+    /// of a head go into lanes in registers, not by a strided load per float.
+    unsafe fn transpose(src: Strided<*const f32>, count: usize, dst: Strided<*mut f32>);
     /// Every lane `x`.
     unsafe fn splat(x: f32) -> Self;
     /// `self + a * b`, rounded once.
@@ -73,6 +75,22 @@ pub unsafe trait Block: Copy {
         let mut lanes = [0.0; BLOCK];
         self.store(lanes.as_mut_ptr());
         lanes
+    }
+}
+
+/// Rows of floats in memory: where the first starts and how many floats apart they start.
+#[derive(Clone, Copy)]
+pub struct Strided<P> {
+    /// The first row's first float.
+    pub at: P,
+    /// Floats from one row's start to the next's.
+    pub stride: usize,
+}
+
+impl<P: Copy> Strided<P> {
+    /// The rows from `at`, `stride` apart.
+    pub fn new(at: P, stride: usize) -> Self {
+        Self { at, stride }
     }
 }
 
@@ -152,12 +170,12 @@ unsafe fn transpose_keys<B: Block>(head: &Head, padded: usize, keys: &mut Vec<f3
     let len = head.mask.len();
     keys.resize(head.head_dim * padded, 0.0);
     let column = head.k.as_ptr().add(head.offset);
-    for tile in (0..len).step_by(BLOCK) {
-        let count = (len - tile).min(BLOCK);
-        let first = column.add(tile * head.hidden);
-        for d in 0..head.head_dim {
-            B::gather(first.add(d), head.hidden, count)
-                .store(keys.as_mut_ptr().add(d * padded + tile));
+    for tile in (0..padded).step_by(BLOCK) {
+        let count = len.saturating_sub(tile).min(BLOCK);
+        for d in (0..head.head_dim).step_by(BLOCK) {
+            let src = Strided::new(column.add(tile * head.hidden + d), head.hidden);
+            let dst = Strided::new(keys.as_mut_ptr().add(d * padded + tile), padded);
+            B::transpose(src, count, dst);
         }
     }
 }
@@ -196,14 +214,28 @@ unsafe fn softmax_row<B: Block>(row: &mut [f32]) -> f32 {
     for at in blocks() {
         widest = widest.max(B::load(row.as_ptr().add(at)));
     }
-    let largest = widest.lanes().into_iter().fold(f32::NEG_INFINITY, f32::max);
+    let largest = tree(widest.lanes(), f32::max);
     let mut partial = B::splat(0.0);
     for at in blocks() {
         let e = B::load(row.as_ptr().add(at)).exp_minus(largest);
         e.store(row.as_mut_ptr().add(at));
         partial = partial.add(e);
     }
-    1.0 / partial.lanes().into_iter().fold(0.0, |sum, x| sum + x)
+    1.0 / tree(partial.lanes(), |a, b| a + b)
+}
+
+/// The 32 lanes combined by `op` in halves (lane `i` with `i + 16`, then `i + 8`, ...): a
+/// fixed order, so every width gives the same bits, and five steps deep instead of 31.
+#[inline(always)]
+fn tree(mut lanes: [f32; BLOCK], op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut half = BLOCK / 2;
+    while half > 0 {
+        for i in 0..half {
+            lanes[i] = op(lanes[i], lanes[i + half]);
+        }
+        half /= 2;
+    }
+    lanes[0]
 }
 
 /// Each row's context: the values weighed by its exp-scores, times its `inverse` sum, written

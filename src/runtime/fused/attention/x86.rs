@@ -4,16 +4,16 @@
 
 use std::arch::x86_64::*;
 
-use super::math::{exp, Block, BLOCK, EXP_FLOOR};
+use super::math::{exp, Block, Strided, BLOCK, EXP_FLOOR};
 
 /// A [`Block`] of `$count` `$register`s of `$lanes` floats, with the intrinsics of one width
 /// (`$feature`): `$int` is its integer register and `$zero_below` its "0 where x < floor"
-/// (a compare mask on AVX-512, a blend on AVX2) and `$gather` its strided load of the first
-/// lanes.
+/// (a compare mask on AVX-512, a blend on AVX2). Both widths transpose with the same 8 x 8
+/// AVX2 shuffles ([`transpose_tile`]): moving floats gives the same bits at any width.
 macro_rules! block {
     (
         $(#[$doc:meta])* $name:ident: $count:literal x $register:ty, $int:ty, $lanes:literal,
-        $feature:literal, $zero_below:ident, $gather:ident,
+        $feature:literal, $zero_below:ident,
         $load:ident, $store:ident, $set1:ident, $fmadd:ident, $fnmadd:ident, $max:ident,
         $add:ident, $sub:ident, $mul:ident, $to_int:ident, $shift:ident, $add_int:ident,
         $as_int:ident, $as_float:ident $(,)?
@@ -54,11 +54,8 @@ macro_rules! block {
             }
             #[inline]
             #[target_feature(enable = $feature)]
-            unsafe fn gather(p: *const f32, stride: usize, count: usize) -> Self {
-                Self(std::array::from_fn(|i| {
-                    let first = p.wrapping_add(i * $lanes * stride);
-                    $gather(first, stride as i32, count.saturating_sub(i * $lanes))
-                }))
+            unsafe fn transpose(src: Strided<*const f32>, count: usize, dst: Strided<*mut f32>) {
+                transpose_tile(src, count, dst);
             }
             #[inline]
             #[target_feature(enable = $feature)]
@@ -139,37 +136,77 @@ fn zero_below_256(x: __m256, floor: __m256, e: __m256) -> __m256 {
     )
 }
 
-/// The first `count` (of 16) lanes from `p`, `stride` floats apart, the rest 0.
+/// A 32 x 32 tile transposed as 16 blocks of 8 x 8 (see [`Block::transpose`]).
 ///
 /// # Safety
-/// The `count` floats are readable; lanes past `count` read nothing.
+/// Rows `0..count` of the tile are readable, 32 floats each; `dst` holds 32 rows of 32 floats.
 #[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn gather_512(p: *const f32, stride: i32, count: usize) -> __m512 {
-    let lanes = (1u32 << count.min(16)) - 1;
-    let offsets = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(stride),
-    );
-    _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), lanes as __mmask16, offsets, p)
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_tile(src: Strided<*const f32>, count: usize, dst: Strided<*mut f32>) {
+    const SIDE: usize = 8;
+    for rows in (0..BLOCK).step_by(SIDE) {
+        let here = count.saturating_sub(rows).min(SIDE);
+        for columns in (0..BLOCK).step_by(SIDE) {
+            let from = src.at.wrapping_add(rows * src.stride + columns);
+            let to = dst.at.add(columns * dst.stride + rows);
+            transpose_8x8(
+                Strided::new(from, src.stride),
+                here,
+                Strided::new(to, dst.stride),
+            );
+        }
+    }
 }
 
-/// The first `count` (of 8) lanes from `p`, `stride` floats apart, the rest 0.
+/// Rows `0..count` (at most 8) of 8 floats at `src` as 8 columns at `dst`, zeros past
+/// `count`: unpack pairs of rows, then pairs of pairs, then swap the 128-bit halves.
 ///
 /// # Safety
-/// The `count` floats are readable; lanes past `count` read nothing.
+/// As [`transpose_tile`], for one 8 x 8 block.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gather_256(p: *const f32, stride: i32, count: usize) -> __m256 {
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let wanted = _mm256_cmpgt_epi32(_mm256_set1_epi32(count.min(8) as i32), lane);
-    let offsets = _mm256_mullo_epi32(lane, _mm256_set1_epi32(stride));
-    _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), p, offsets, _mm256_castsi256_ps(wanted))
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_8x8(src: Strided<*const f32>, count: usize, dst: Strided<*mut f32>) {
+    let r: [__m256; 8] = std::array::from_fn(|i| {
+        if i < count {
+            _mm256_loadu_ps(src.at.add(i * src.stride))
+        } else {
+            _mm256_setzero_ps()
+        }
+    });
+    let pairs: [__m256; 8] = std::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 {
+            _mm256_unpacklo_ps(a, b)
+        } else {
+            _mm256_unpackhi_ps(a, b)
+        }
+    });
+    // Quads: columns (c, c + 4) of rows 0-3 (first four) and of rows 4-7 (last four).
+    let quads: [__m256; 8] = std::array::from_fn(|i| {
+        let base = i / 4 * 4;
+        let (a, b) = (pairs[base + (i % 4) / 2], pairs[base + (i % 4) / 2 + 2]);
+        if i % 2 == 0 {
+            _mm256_shuffle_ps::<0x44>(a, b)
+        } else {
+            _mm256_shuffle_ps::<0xEE>(a, b)
+        }
+    });
+    for c in 0..4 {
+        let (top, bottom) = (quads[c], quads[c + 4]);
+        _mm256_storeu_ps(
+            dst.at.add(c * dst.stride),
+            _mm256_permute2f128_ps::<0x20>(top, bottom),
+        );
+        _mm256_storeu_ps(
+            dst.at.add((c + 4) * dst.stride),
+            _mm256_permute2f128_ps::<0x31>(top, bottom),
+        );
+    }
 }
 
 block!(
     /// Two 512-bit registers.
-    Avx512: 2 x __m512, __m512i, 16, "avx512f", zero_below_512, gather_512,
+    Avx512: 2 x __m512, __m512i, 16, "avx512f", zero_below_512,
     _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps,
     _mm512_max_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_cvtps_epi32,
     _mm512_slli_epi32, _mm512_add_epi32, _mm512_castps_si512, _mm512_castsi512_ps,
@@ -177,7 +214,7 @@ block!(
 
 block!(
     /// Four 256-bit registers.
-    Avx2: 4 x __m256, __m256i, 8, "avx2,fma", zero_below_256, gather_256,
+    Avx2: 4 x __m256, __m256i, 8, "avx2,fma", zero_below_256,
     _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps,
     _mm256_max_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_cvtps_epi32,
     _mm256_slli_epi32, _mm256_add_epi32, _mm256_castps_si256, _mm256_castsi256_ps,
