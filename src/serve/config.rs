@@ -50,7 +50,7 @@ pub struct ServeConfig {
     /// CPU kernels: `fused-attention` runs each layer's attention as one bertqa kernel, its
     /// GELU inside the quantization after it, each dense layer's end with its layer
     /// normalization as one, and an int8 graph's activation quantization as bertqa's fused
-    /// operators (faster; the answers of the graph on 98.6% of dev, the same on every CPU:
+    /// operators (faster; the answers of the graph on 98.5% of dev, the same on every CPU:
     /// bench/RESULTS.md), `fused` only the quantization (ONNX Runtime's logits bit for bit),
     /// `onnx` every operator as the file writes it.
     #[arg(long, env = "BERTQA_KERNELS", value_enum, default_value_t = Kernels::FusedAttention)]
