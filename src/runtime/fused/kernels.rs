@@ -124,14 +124,16 @@ pub(super) fn required(ctx: &ComputeContext, i: usize) -> ort::Result<ValueRef<'
         .ok_or_else(|| ort::Error::new(format!("input {i} is missing")))
 }
 
+/// An input's floats, whatever its shape (the kernels check lengths themselves).
+pub(super) fn floats<'v>(value: &'v ValueRef<'_>) -> ort::Result<&'v [f32]> {
+    value.try_extract_tensor::<f32>().map(|(_, floats)| floats)
+}
+
 /// An optional input's floats, or None when the node leaves it out.
 pub(super) fn optional_floats<'v>(
     value: &'v Option<ValueRef<'_>>,
 ) -> ort::Result<Option<&'v [f32]>> {
-    value
-        .as_ref()
-        .map(|value| value.try_extract_tensor::<f32>().map(|(_, floats)| floats))
-        .transpose()
+    value.as_ref().map(floats).transpose()
 }
 
 /// The first value of input `i`, a scalar constant of the site.

@@ -87,7 +87,7 @@ pub struct Strided<P> {
     pub stride: usize,
 }
 
-impl<P: Copy> Strided<P> {
+impl<P> Strided<P> {
     /// The rows from `at`, `stride` apart.
     pub fn new(at: P, stride: usize) -> Self {
         Self { at, stride }

@@ -18,7 +18,7 @@ use ort::operator::{
 };
 use ort::value::TensorElementType;
 
-use super::kernels::{first, float, float_output, required};
+use super::kernels::{first, float, float_output, floats, required};
 use super::tasks::Shared;
 use math::{attend, Head, Scratch, BLOCK};
 
@@ -79,7 +79,7 @@ impl Kernel for AttentionKernel {
         let (shape, q) = q.try_extract_tensor::<f32>()?;
         let [k, v, mask] = [1, 2, 3].map(|i| required(ctx, i));
         let (k, v, mask) = (k?, v?, mask?);
-        let [k, v, mask] = [&k, &v, &mask].map(|t| t.try_extract_tensor::<f32>().map(|t| t.1));
+        let [k, v, mask] = [&k, &v, &mask].map(floats);
         let (k, v, mask) = (k?, v?, mask?);
         let heads = required(ctx, 4)?;
         let (_, heads) = heads.try_extract_tensor::<i64>()?;

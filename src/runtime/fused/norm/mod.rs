@@ -9,7 +9,7 @@
 mod math;
 pub(super) mod site;
 
-use super::kernels::{float, float_output, optional_float, optional_floats, required};
+use super::kernels::{float, float_output, floats, optional_float, optional_floats, required};
 use super::tasks::{run_widest, Shared, Vectorized};
 use math::{add_and_normalize, Normalization, RowSum};
 use ort::operator::{
@@ -106,8 +106,7 @@ impl Kernel for AddLayerNormKernel {
         let (steps, bias) = (optional_floats(&steps)?, optional_floats(&bias)?);
         let [residual, gamma, beta] = [3, 4, 5].map(|i| required(ctx, i));
         let (residual, gamma, beta) = (residual?, gamma?, beta?);
-        let [residual, gamma, beta] =
-            [&residual, &gamma, &beta].map(|t| t.try_extract_tensor::<f32>().map(|t| t.1));
+        let [residual, gamma, beta] = [&residual, &gamma, &beta].map(floats);
         let (residual, gamma, beta) = (residual?, gamma?, beta?);
         let width = gamma.len();
         let rows = product.len().checked_div(width).unwrap_or(0);
