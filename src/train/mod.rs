@@ -1,6 +1,7 @@
 //! Fine-tuning with libtorch (feature `train`): the model, its checkpoints, batching, the
 //! optimizer and the training loop. The server never links this.
 
+pub mod adamw_pass;
 pub mod bert;
 pub mod checkpoint;
 pub mod config;

@@ -2,11 +2,14 @@
 //! clipping, and the linear warm-up/decay schedule of Hugging Face's Trainer.
 //!
 //! Written out instead of using tch's optimizer so that its moments can be saved and restored:
-//! `--resume` must continue exactly where a run stopped.
+//! `--resume` must continue exactly where a run stopped. On CPU each parameter is updated in
+//! one pass over its memory ([`super::adamw_pass`]); elsewhere by libtorch tensor operations.
 
 use std::collections::HashMap;
 
-use tch::{nn::VarStore, Kind, Tensor};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+use super::adamw_pass::{self, Coefficients, ParamSlices};
 
 /// AdamW over every trainable variable of a VarStore.
 pub struct AdamW {
@@ -17,6 +20,9 @@ pub struct AdamW {
     beta2: f64,
     eps: f64,
     weight_decay: f64,
+    /// Global-norm clipping's factor for the gradients of the coming step, set by
+    /// [`AdamW::clip_grad_norm`] and applied inside the update (no pass of its own).
+    grad_scale: f64,
 }
 
 struct Param {
@@ -53,11 +59,13 @@ impl AdamW {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay,
+            grad_scale: 1.0,
         }
     }
 
-    /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm
-    /// before clipping (logged: a spike shows a bad batch or a too-high learning rate).
+    /// Makes the coming [`AdamW::step`] scale the gradients so that their global L2 norm is at
+    /// most `max_norm`; returns the norm before clipping (logged: a spike shows a bad batch or
+    /// a too-high learning rate).
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
         tch::no_grad(|| {
             let squares: Vec<Tensor> = self
@@ -75,15 +83,11 @@ impl AdamW {
                 .sum(Kind::Float)
                 .sqrt()
                 .double_value(&[]);
-            if norm > max_norm {
-                let scale = max_norm / (norm + 1e-6);
-                for p in &self.params {
-                    let mut g = p.value.grad();
-                    if g.defined() {
-                        let _ = g.g_mul_scalar_(scale);
-                    }
-                }
-            }
+            self.grad_scale = if norm > max_norm {
+                max_norm / (norm + 1e-6)
+            } else {
+                1.0
+            };
             norm
         })
     }
@@ -93,33 +97,36 @@ impl AdamW {
         self.step += 1;
         let t = self.step as i32;
         let (c1, c2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
-        // Every pass below is in place, and the gradient's own buffer (cleared afterwards
-        // anyway) holds g², then the denominator: no temporaries as large as the 47 MB word
-        // embedding table are allocated, and 9 passes over each parameter replace 14.
+        let coefficients = |decay: bool| Coefficients {
+            grad_scale: self.grad_scale as f32,
+            first_rate: (1.0 - self.beta1) as f32,
+            second_rate: (1.0 - self.beta2) as f32,
+            decay: if decay {
+                (1.0 - lr * self.weight_decay) as f32
+            } else {
+                1.0
+            },
+            step_size: (lr / c1) as f32,
+            root_correction: (1.0 / c2.sqrt()) as f32,
+            eps: self.eps as f32,
+        };
+        let (with_decay, without_decay) = (coefficients(true), coefficients(false));
         tch::no_grad(|| {
             for p in &mut self.params {
-                let mut g = p.value.grad();
-                if !g.defined() {
+                let c = if p.decay { with_decay } else { without_decay };
+                let mut grad = p.value.grad();
+                if !grad.defined() {
                     continue;
                 }
-                let _ = p.m.lerp_(&g, 1.0 - self.beta1); // m = β1 m + (1-β1) g
-                let _ = g.g_mul_(&g.shallow_clone()); // g²
-                let _ = p.v.lerp_(&g, 1.0 - self.beta2); // v = β2 v + (1-β2) g²
-                if p.decay {
-                    let _ = p.value.g_mul_scalar_(1.0 - lr * self.weight_decay);
+                // SAFETY: the four tensors are distinct and nothing else uses them during
+                // the update.
+                match unsafe { p.cpu_slices(&mut grad) } {
+                    Some(slices) => adamw_pass::update(slices, c),
+                    None => p.update_with_tensor_ops(&mut grad, c),
                 }
-                // denominator = (sqrt(v / c2) + eps) / -(lr / c1), so that adding m / denominator
-                // subtracts (lr / c1) m / (sqrt(v / c2) + eps).
-                if lr > 0.0 {
-                    let _ = p.v.sqrt_out(&g);
-                    let _ = g.g_mul_scalar_(1.0 / c2.sqrt());
-                    let _ = g.g_add_scalar_(self.eps);
-                    let _ = g.g_mul_scalar_(-c1 / lr);
-                    let _ = p.value.addcdiv_(&p.m, &g);
-                }
-                p.value.zero_grad();
             }
         });
+        self.grad_scale = 1.0;
     }
 
     /// The moments as named tensors (`m.<param>`, `v.<param>`), for a checkpoint.
@@ -151,6 +158,53 @@ impl AdamW {
         });
         self.step = step;
         missing
+    }
+}
+
+impl Param {
+    /// The four tensors' elements when all are contiguous fp32 CPU tensors of one length.
+    ///
+    /// # Safety
+    /// No other reference to the four tensors' memory may be used while the slices live.
+    unsafe fn cpu_slices<'a>(&'a mut self, grad: &'a mut Tensor) -> Option<ParamSlices<'a>> {
+        let len = self.value.numel();
+        let floats = |t: &Tensor| {
+            let fits = t.device() == Device::Cpu
+                && t.kind() == Kind::Float
+                && t.is_contiguous()
+                && t.numel() == len;
+            // SAFETY: a contiguous CPU tensor of `len` f32s; the caller keeps it unaliased.
+            fits.then(|| unsafe { std::slice::from_raw_parts_mut(t.data_ptr().cast::<f32>(), len) })
+        };
+        Some(ParamSlices {
+            value: floats(&self.value)?,
+            grad: floats(grad)?,
+            first: floats(&self.m)?,
+            second: floats(&self.v)?,
+        })
+    }
+
+    /// [`adamw_pass::update`]'s step as libtorch operations, for tensors on a GPU. Every pass
+    /// is in place, and the gradient's own buffer (cleared afterwards anyway) holds g², then
+    /// the denominator: no temporaries as large as the word embedding table are allocated.
+    fn update_with_tensor_ops(&mut self, g: &mut Tensor, c: Coefficients) {
+        if c.grad_scale != 1.0 {
+            let _ = g.g_mul_scalar_(f64::from(c.grad_scale));
+        }
+        let _ = self.m.lerp_(g, f64::from(c.first_rate)); // m = β1 m + (1-β1) g
+        let _ = g.g_mul_(&g.shallow_clone()); // g²
+        let _ = self.v.lerp_(g, f64::from(c.second_rate)); // v = β2 v + (1-β2) g²
+        let _ = self.value.g_mul_scalar_(f64::from(c.decay));
+        // denominator = (sqrt(v / c2) + eps) / -step_size, so that adding m / denominator
+        // subtracts step_size · m / (sqrt(v / c2) + eps).
+        if c.step_size > 0.0 {
+            let _ = self.v.sqrt_out(g);
+            let _ = g.g_mul_scalar_(f64::from(c.root_correction));
+            let _ = g.g_add_scalar_(f64::from(c.eps));
+            let _ = g.g_mul_scalar_(-1.0 / f64::from(c.step_size));
+            let _ = self.value.addcdiv_(&self.m, g);
+        }
+        self.value.zero_grad();
     }
 }
 
@@ -204,10 +258,14 @@ mod tests {
         let w = (vs.root() / "layer").var("weight", &[3], tch::nn::Init::Const(0.5));
         let mut opt = AdamW::new(&vs, 0.01);
         let (mut reference, mut m, mut v) = ([0.5f64; 3], [0.0f64; 3], [0.0f64; 3]);
+        // The gradient's norm is 1.52, 3.01, 4.51: the last two steps are clipped to 2.
         for (step, lr) in [(1, 1e-3), (2, 2e-3), (3, 5e-4)] {
-            let slope = [1.5 * step as f64, -0.25, 0.0];
-            let loss = (&w * Tensor::from_slice(&slope.map(|x| x as f32))).sum(Kind::Float);
+            let raw = [1.5 * step as f64, -0.25, 0.0];
+            let loss = (&w * Tensor::from_slice(&raw.map(|x| x as f32))).sum(Kind::Float);
             loss.backward();
+            let norm = opt.clip_grad_norm(2.0);
+            let scale = if norm > 2.0 { 2.0 / (norm + 1e-6) } else { 1.0 };
+            let slope = raw.map(|x| x * scale);
             opt.step(lr);
             let (c1, c2) = (1.0 - 0.9f64.powi(step), 1.0 - 0.999f64.powi(step));
             for k in 0..3 {
@@ -220,6 +278,51 @@ mod tests {
         let got: Vec<f32> = Vec::try_from(&w.detach()).unwrap();
         for (g, r) in got.iter().zip(reference) {
             assert!((f64::from(*g) - r).abs() < 1e-6, "{got:?} vs {reference:?}");
+        }
+    }
+
+    #[test]
+    fn tensor_operations_on_other_devices_agree_with_the_one_pass_update() {
+        let param = || {
+            tch::manual_seed(5);
+            let value =
+                Tensor::randn([1000], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+            let slope = Tensor::randn([1000], (Kind::Float, tch::Device::Cpu));
+            (&value * slope).sum(Kind::Float).backward();
+            Param {
+                name: "layer.weight".into(),
+                m: Tensor::randn([1000], (Kind::Float, tch::Device::Cpu)) * 0.1,
+                v: Tensor::randn([1000], (Kind::Float, tch::Device::Cpu)).abs() * 0.01,
+                value,
+                decay: true,
+            }
+        };
+        let c = Coefficients {
+            grad_scale: 0.7,
+            first_rate: 0.1,
+            second_rate: 0.001,
+            decay: 0.9999,
+            step_size: 1e-3,
+            root_correction: 1.3,
+            eps: 1e-8,
+        };
+        let (mut one_pass, mut tensor_ops) = (param(), param());
+        tch::no_grad(|| {
+            let mut grad = one_pass.value.grad();
+            // SAFETY: the test holds no other reference to the tensors.
+            let slices = unsafe { one_pass.cpu_slices(&mut grad) }.expect("fp32 CPU tensors");
+            adamw_pass::update(slices, c);
+            tensor_ops.update_with_tensor_ops(&mut tensor_ops.value.grad(), c);
+        });
+        for (a, b) in [
+            (&one_pass.value, &tensor_ops.value),
+            (&one_pass.m, &tensor_ops.m),
+            (&one_pass.v, &tensor_ops.v),
+        ] {
+            assert!(a.allclose(b, 1e-6, 1e-7, false));
+        }
+        for p in [&one_pass, &tensor_ops] {
+            assert_eq!(p.value.grad().abs().max().double_value(&[]), 0.0);
         }
     }
 }
