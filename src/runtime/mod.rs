@@ -6,3 +6,4 @@ pub mod engine;
 mod environment;
 pub mod fused;
 pub mod shared;
+pub mod widest;

@@ -8,6 +8,8 @@
 //! The Hugging Face Trainer's default on torch 2.8 and later, `adamw_torch_fused`, does the
 //! same. Elements are independent, so every vector width gives the same bits.
 
+use crate::runtime::widest::{run_widest, Vectorized};
+
 /// The constants of one update, the same for every element of every parameter of a group.
 #[derive(Debug, Clone, Copy)]
 pub struct Coefficients {
@@ -41,55 +43,36 @@ pub struct ParamSlices<'a> {
 
 /// One AdamW step over `p`, at the widest vectors this CPU has.
 pub fn update(p: ParamSlices<'_>, c: Coefficients) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") {
-            // SAFETY: the CPU has the feature the function is compiled for.
-            return unsafe { update_avx512(p, c) };
+    run_widest(Update(p, c));
+}
+
+/// [`update`]'s work, compiled at each width by [`run_widest`]: square root and division
+/// vectorize; nothing is fused into FMAs, so each width rounds alike.
+struct Update<'a>(ParamSlices<'a>, Coefficients);
+
+impl Vectorized for Update<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let Update(p, c) = self;
+        let elements = p
+            .value
+            .iter_mut()
+            .zip(p.grad.iter_mut())
+            .zip(p.first.iter_mut().zip(p.second.iter_mut()));
+        for ((w, g), (m, v)) in elements {
+            let grad = *g * c.grad_scale;
+            *m += c.first_rate * (grad - *m);
+            *v += c.second_rate * (grad * grad - *v);
+            *w = *w * c.decay - c.step_size * *m / (v.sqrt() * c.root_correction + c.eps);
+            *g = 0.0;
         }
-        if has!("avx2") {
-            // SAFETY: as above.
-            return unsafe { update_avx2(p, c) };
-        }
-    }
-    update_elements(p, c);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn update_avx512(p: ParamSlices<'_>, c: Coefficients) {
-    update_elements(p, c);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn update_avx2(p: ParamSlices<'_>, c: Coefficients) {
-    update_elements(p, c);
-}
-
-/// [`update`]'s arithmetic, inlined into each width's function so that its loop compiles at
-/// that width (square root and division vectorize; nothing is fused into FMAs, so each width
-/// rounds alike).
-#[inline(always)]
-fn update_elements(p: ParamSlices<'_>, c: Coefficients) {
-    let elements = p
-        .value
-        .iter_mut()
-        .zip(p.grad.iter_mut())
-        .zip(p.first.iter_mut().zip(p.second.iter_mut()));
-    for ((w, g), (m, v)) in elements {
-        let grad = *g * c.grad_scale;
-        *m += c.first_rate * (grad - *m);
-        *v += c.second_rate * (grad * grad - *v);
-        *w = *w * c.decay - c.step_size * *m / (v.sqrt() * c.root_correction + c.eps);
-        *g = 0.0;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::widest::Width;
 
     /// Deterministic values in about [-1, 1], different for each `seed`.
     fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -114,7 +97,7 @@ mod tests {
     }
 
     /// Runs `update_with` on fresh copies of one parameter's state; returns the four slices.
-    fn run(len: usize, update_with: fn(ParamSlices<'_>, Coefficients)) -> [Vec<f32>; 4] {
+    fn run(len: usize, update_with: impl FnOnce(ParamSlices<'_>, Coefficients)) -> [Vec<f32>; 4] {
         let [mut w, mut g, mut m, v] = [1, 2, 3, 4].map(|seed| values(len, seed));
         let mut v: Vec<f32> = v.iter().map(|x| x.abs()).collect();
         let p = ParamSlices {
@@ -131,13 +114,11 @@ mod tests {
     fn every_width_gives_the_bits_of_the_plain_loop() {
         // Lengths around the 16-lane vectors and their unrolled loops, tails included.
         for len in [1, 15, 16, 17, 63, 64, 65, 1000, 4099] {
-            let want = run(len, update_elements);
+            let want = run(len, |p, c| Width::Baseline.run(Update(p, c)));
             assert_eq!(run(len, update), want, "length {len}");
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has the feature.
-                let got = run(len, |p, c| unsafe { update_avx2(p, c) });
-                assert_eq!(got, want, "AVX2, length {len}");
+            for width in Width::every() {
+                let got = run(len, |p, c| width.run(Update(p, c)));
+                assert_eq!(got, want, "{width:?}, length {len}");
             }
         }
     }
@@ -146,7 +127,7 @@ mod tests {
     fn matches_the_textbook_update_in_f64_and_clears_the_gradient() {
         let len = 1000;
         let [w0, g0, m0, v0] = [1, 2, 3, 4].map(|seed| values(len, seed));
-        let [w, g, m, v] = run(len, update_elements);
+        let [w, g, m, v] = run(len, update);
         let c = coefficients();
         for i in 0..len {
             let grad = f64::from(g0[i]) * f64::from(c.grad_scale);

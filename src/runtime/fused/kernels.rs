@@ -16,7 +16,8 @@ use ort::value::{PrimitiveTensorElementType, TensorElementType, ValueRef};
 
 use super::activation::Activation;
 use super::math::{smooth_quantize_fixed, smooth_quantize_row, RowQuantization};
-use super::tasks::{run_widest, Shared, Vectorized};
+use super::tasks::Shared;
+use crate::runtime::widest::{run_widest, Vectorized};
 
 /// The per-token operator's name in the [`DOMAIN`](super::DOMAIN) domain.
 pub const PER_ROW: &str = "SmoothRowQuantize";
@@ -287,8 +288,8 @@ impl Vectorized for Rows<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tasks::Width;
     use super::*;
+    use crate::runtime::widest::Width;
 
     /// Rows of varied magnitudes (ties and values past the codes' range included) and
     /// factors, deterministic.

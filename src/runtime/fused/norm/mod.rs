@@ -10,7 +10,8 @@ mod math;
 pub(super) mod site;
 
 use super::kernels::{float, float_output, floats, optional_float, optional_floats, required};
-use super::tasks::{run_widest, Shared, Vectorized};
+use super::tasks::Shared;
+use crate::runtime::widest::{run_widest, Vectorized};
 use math::{add_and_normalize, Normalization, RowSum};
 use ort::operator::{
     ComputeContext, Kernel, KernelContext, Operator, OperatorInput, OperatorOutput,
@@ -157,8 +158,8 @@ impl Kernel for AddLayerNormKernel {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tasks::Width;
     use super::*;
+    use crate::runtime::widest::Width;
 
     #[test]
     fn every_vector_width_gives_the_same_bits() {
