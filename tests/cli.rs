@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use bertqa::model::BertConfig;
@@ -40,11 +42,11 @@ fn copy_of_default_model(dir: &std::path::Path) -> (std::path::PathBuf, serde_js
     (folder, manifest)
 }
 
-#[test]
-fn export_then_predict_then_score() {
-    let dir = tempfile::tempdir().unwrap();
-    let checkpoint = dir.path().join("checkpoint");
-    let config = dir.path().join("config.json");
+/// A tiny random checkpoint (BERT's vocabulary, the pretrained tokenizer) exported to
+/// `dir/NAME` with `export_flags`: the model folder.
+fn tiny_model_folder(dir: &std::path::Path, name: &str, export_flags: &[&str]) -> PathBuf {
+    let checkpoint = dir.join(format!("{name}-checkpoint"));
+    let config = dir.join(format!("{name}-config.json"));
     std::fs::write(
         &config,
         serde_json::to_string(&BertConfig::tiny(30522)).unwrap(),
@@ -61,17 +63,26 @@ fn export_then_predict_then_score() {
         &"--seed",
         &"1",
     ]));
-    let model = dir.path().join("model");
-    ok(&bertqa(&[
-        &"export",
-        &"--checkpoint",
-        &checkpoint,
-        &"--out",
-        &model,
-        &"--int8",
-        &"--int8-mode",
-        &"int8-mixed",
-    ]));
+    let folder = dir.join(name);
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+        vec![&"export", &"--checkpoint", &checkpoint, &"--out", &folder];
+    args.extend(
+        export_flags
+            .iter()
+            .map(|f| f as &dyn AsRef<std::ffi::OsStr>),
+    );
+    ok(&bertqa(&args));
+    folder
+}
+
+#[test]
+fn export_then_predict_then_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model_folder(
+        dir.path(),
+        "model",
+        &["--int8", "--int8-mode", "int8-mixed"],
+    );
     for file in [
         "model.onnx",
         "model-int8.onnx",
@@ -80,40 +91,6 @@ fn export_then_predict_then_score() {
     ] {
         assert!(model.join(file).is_file(), "{file}");
     }
-    let shipped = dir.path().join("int8-only");
-    ok(&bertqa(&[
-        &"export",
-        &"--checkpoint",
-        &checkpoint,
-        &"--out",
-        &shipped,
-        &"--int8-only",
-    ]));
-    assert!(!shipped.join("model.onnx").exists());
-    let manifest = bertqa::model::manifest::ModelManifest::load(&shipped).unwrap();
-    assert_eq!(manifest.graphs, ["model-int8.onnx"]);
-    common::failed_with(
-        &bertqa(&[
-            &"serve",
-            &"--model-dir",
-            &shipped,
-            &"--graph",
-            &"fp32",
-            &"--port",
-            &"0",
-        ]),
-        "--graph fp32, but the model folder has only",
-    );
-    common::failed_with(
-        &bertqa(&[
-            &"serve",
-            &"--model-dir",
-            &model,
-            &"--max-batch-tokens",
-            &"100",
-        ]),
-        "--max-batch-tokens",
-    );
     let data = common::squad_dir().join("dev-v1.1.json.gz");
     let preds = dir.path().join("preds.json");
     ok(&bertqa(&[
@@ -129,55 +106,70 @@ fn export_then_predict_then_score() {
         &"--graph",
         &"int8",
     ]));
-    let predictions: serde_json::Map<String, serde_json::Value> =
+    let answers: HashMap<String, String> =
         serde_json::from_slice(&std::fs::read(&preds).unwrap()).unwrap();
-    assert_eq!(predictions.len(), 12);
-    let dataset = load_squad(&data).unwrap();
+    assert_eq!(answers.len(), 12);
+    let dataset = load_squad(&data).unwrap().truncated(12);
     let subset = dir.path().join("subset.json");
-    std::fs::write(&subset, serde_json::to_vec(&dataset.truncated(12)).unwrap()).unwrap();
+    std::fs::write(&subset, serde_json::to_vec(&dataset).unwrap()).unwrap();
     let printed: serde_json::Value =
         serde_json::from_str(&ok(&bertqa(&[&"score", &subset, &preds]))).unwrap();
     // Every answer is a span of its own context, and `score` prints what the library computes.
-    let answers: std::collections::HashMap<String, String> =
-        serde_json::from_slice(&std::fs::read(&preds).unwrap()).unwrap();
-    for example in dataset.truncated(12).examples() {
+    for example in dataset.examples() {
         assert!(example.context.contains(answers[&example.id].as_str()));
     }
-    let expected = bertqa::qa::squad::metrics::score(&dataset.truncated(12), &answers, None, 1.0)
+    let expected = bertqa::qa::squad::metrics::score(&dataset, &answers, None, 1.0)
         .unwrap()
         .to_official_json();
     assert_eq!(printed, serde_json::Value::Object(expected));
+}
 
-    // Without --graph, predict picks like `serve --graph auto`: the int8-only default folder
-    // works as it is.
-    let default_model =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1");
-    let default_preds = dir.path().join("default.json");
-    ok(&bertqa(&[
-        &"predict",
-        &"--model-dir",
-        &default_model,
-        &"--data",
-        &data,
-        &"--limit",
-        &"3",
-        &"--out",
-        &default_preds,
-    ]));
+#[test]
+fn an_int8_only_folder_has_no_fp32_graph_to_serve_and_bad_limits_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = tiny_model_folder(dir.path(), "int8-only", &["--int8-only"]);
+    assert!(!shipped.join("model.onnx").exists());
+    let manifest = bertqa::model::manifest::ModelManifest::load(&shipped).unwrap();
+    assert_eq!(manifest.graphs, ["model-int8.onnx"]);
+    let serve = |flags: &[&str]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"serve", &"--model-dir", &shipped, &"--port", &"0"];
+        args.extend(flags.iter().map(|f| f as &dyn AsRef<std::ffi::OsStr>));
+        bertqa(&args)
+    };
     common::failed_with(
-        &bertqa(&[
+        &serve(&["--graph", "fp32"]),
+        "--graph fp32, but the model folder has only",
+    );
+    common::failed_with(&serve(&["--max-batch-tokens", "100"]), "--max-batch-tokens");
+}
+
+/// Without --graph, predict picks like `serve --graph auto`: the int8-only default folder
+/// works as it is, and asking it for fp32 is refused.
+#[test]
+fn predict_picks_the_graph_like_serve_auto() {
+    let dir = tempfile::tempdir().unwrap();
+    let default_model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1");
+    let data = common::squad_dir().join("dev-v1.1.json.gz");
+    let preds = dir.path().join("default.json");
+    let predict = |flags: &[&str]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
             &"predict",
             &"--model-dir",
             &default_model,
             &"--data",
             &data,
             &"--out",
-            &default_preds,
-            &"--graph",
-            &"fp32",
-        ]),
-        "--graph fp32",
-    );
+            &preds,
+        ];
+        args.extend(flags.iter().map(|f| f as &dyn AsRef<std::ffi::OsStr>));
+        bertqa(&args)
+    };
+    ok(&predict(&["--limit", "3"]));
+    let answers: HashMap<String, String> =
+        serde_json::from_slice(&std::fs::read(&preds).unwrap()).unwrap();
+    assert_eq!(answers.len(), 3);
+    common::failed_with(&predict(&["--graph", "fp32"]), "--graph fp32");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use bertqa::onnx::portable::graph_worst_pair_sum;
 use bertqa::onnx::proto::ModelProto;
 use bertqa::onnx::smooth::Site;
 use bertqa::onnx::weights::Weights;
-use bertqa::pipeline::calibrate::{calibrate, Calibration};
+use bertqa::pipeline::calibrate::{calibrate, Calibrated, Calibration};
 use bertqa::pipeline::export::{export_model_folder, ExportOptions};
 use bertqa::qa::batch::PaddedBatch;
 use bertqa::qa::features::{Featurizer, WindowConfig};
@@ -124,29 +124,17 @@ fn rowwise_int8_answers_do_not_depend_on_batch_mates() {
     assert_batch_invariant_and_close_to_fp32(&folder, &rowwise, "row-wise int8");
 }
 
-#[test]
-fn smoothed_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
-    let dir = tempfile::tempdir().unwrap();
-    let folder = common::tiny_model_folder(dir.path());
-    let checkpoint = dir.path().join("checkpoint");
-    let calibration = Calibration {
-        questions: 8,
+/// Calibration on the first `questions` training questions.
+fn first_train_questions(questions: usize) -> Calibration {
+    Calibration {
+        questions,
         ..Calibration::on(common::squad_dir().join("train-v1.1-rebuilt.json.gz"))
-    };
+    }
+}
 
-    // Every dense input of every layer is measured, with its own width, on real tokens, and
-    // the static form gets a positive step for each.
-    let config = BertConfig::from_file(&checkpoint.join("config.json")).unwrap();
-    let weights = Weights::load(&checkpoint.join("model.safetensors")).unwrap();
-    let calibrated = calibrate(
-        &weights,
-        &config,
-        &checkpoint.join("tokenizer.json"),
-        WindowConfig::default(),
-        &calibration,
-        WeightFormat::Int8Static,
-    )
-    .unwrap();
+/// Every dense input of every layer is measured, with its own width, on real tokens, and the
+/// static form gets a positive step for each.
+fn assert_every_site_calibrated(calibrated: &Calibrated, config: &BertConfig) {
     let (ranges, clips) = (&calibrated.ranges, calibrated.clips.as_ref().unwrap());
     assert_eq!(ranges.by_site.len(), 4 * config.num_hidden_layers);
     assert_eq!(clips.by_site.len(), 4 * config.num_hidden_layers);
@@ -165,31 +153,14 @@ fn smoothed_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
             assert!(clips.step(&key).unwrap() > 0.0, "{key}");
         }
     }
+}
 
-    for (format, name) in [
-        (WeightFormat::Int8Rowwise, "smoothed int8"),
-        (WeightFormat::Int8Static, "static int8"),
-        (
-            WeightFormat::Int8StaticGeluRowwise,
-            "static int8, gelu per row",
-        ),
-    ] {
-        let out = dir.path().join(name);
-        let options = ExportOptions {
-            int8: Some(format),
-            calibration: Some(calibration.clone()),
-            ..ExportOptions::default()
-        };
-        export_model_folder(&checkpoint, &out, &options).unwrap();
-        assert_batch_invariant_and_close_to_fp32(&folder, &out, name);
-    }
-
-    // The static graph quantizes each site once with a constant: no per-row search. The mix
-    // searches rows at the GELU output alone, so only the down projection's product takes a
-    // row scale instead of a static step.
-    let layers = config.num_hidden_layers;
+/// The static graph quantizes each site once with a constant: no per-row search. The mix
+/// searches rows at the GELU output alone, so only the down projection's product takes a row
+/// scale instead of a static step.
+fn assert_static_sites_quantized_once(dir: &Path, layers: usize) {
     for (name, per_row_sites) in [("static int8", 0), ("static int8, gelu per row", 1)] {
-        let bytes = std::fs::read(dir.path().join(name).join("model-int8.onnx")).unwrap();
+        let bytes = std::fs::read(dir.join(name).join("model-int8.onnx")).unwrap();
         let model = ModelProto::decode(bytes.as_slice()).unwrap();
         let graph = model.graph.as_ref().unwrap();
         let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
@@ -209,9 +180,54 @@ fn smoothed_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
             .iter()
             .any(|p| p.key == "clip_percentile" && p.value == "99.999"));
     }
+}
 
-    // Calibration only means something for the batch-invariant graphs, and the static one
-    // cannot do without it.
+#[test]
+fn smoothed_int8_is_calibrated_in_process_and_stays_close_to_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = common::tiny_model_folder(dir.path());
+    let checkpoint = dir.path().join("checkpoint");
+    let calibration = first_train_questions(8);
+    let config = BertConfig::from_file(&checkpoint.join("config.json")).unwrap();
+    let weights = Weights::load(&checkpoint.join("model.safetensors")).unwrap();
+    let calibrated = calibrate(
+        &weights,
+        &config,
+        &checkpoint.join("tokenizer.json"),
+        WindowConfig::default(),
+        &calibration,
+        WeightFormat::Int8Static,
+    )
+    .unwrap();
+    assert_every_site_calibrated(&calibrated, &config);
+    for (format, name) in [
+        (WeightFormat::Int8Rowwise, "smoothed int8"),
+        (WeightFormat::Int8Static, "static int8"),
+        (
+            WeightFormat::Int8StaticGeluRowwise,
+            "static int8, gelu per row",
+        ),
+    ] {
+        let out = dir.path().join(name);
+        let options = ExportOptions {
+            int8: Some(format),
+            calibration: Some(calibration.clone()),
+            ..ExportOptions::default()
+        };
+        export_model_folder(&checkpoint, &out, &options).unwrap();
+        assert_batch_invariant_and_close_to_fp32(&folder, &out, name);
+    }
+    assert_static_sites_quantized_once(dir.path(), config.num_hidden_layers);
+}
+
+/// Calibration only means something for the batch-invariant graphs, and the static one cannot
+/// do without it.
+#[test]
+fn calibration_goes_with_the_graphs_that_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_model_folder(dir.path());
+    let checkpoint = dir.path().join("checkpoint");
+    let calibration = first_train_questions(8);
     let misuse = [
         (
             WeightFormat::Int8,
@@ -249,10 +265,7 @@ fn int8_graphs_cannot_saturate_a_16_bit_product_on_any_cpu() {
     let dir = tempfile::tempdir().unwrap();
     common::tiny_model_folder(dir.path());
     let checkpoint = dir.path().join("checkpoint");
-    let calibration = Calibration {
-        questions: 4,
-        ..Calibration::on(common::squad_dir().join("train-v1.1-rebuilt.json.gz"))
-    };
+    let calibration = first_train_questions(4);
     let forms = [
         (WeightFormat::Int8, None),
         (WeightFormat::Int8Mixed, None),

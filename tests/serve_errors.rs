@@ -8,6 +8,182 @@ use std::io::Write;
 use common::server::{config, TestServer};
 use serde_json::{json, Value};
 
+const JSON: Option<&str> = Some("application/json");
+
+/// One bad request and the status and `error_type` the server must answer it with.
+struct Case {
+    name: &'static str,
+    path: &'static str,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    status: u16,
+    error_type: &'static str,
+}
+
+impl Case {
+    /// A JSON body to `/answer` that parses but breaks a rule: 422 `validation`.
+    fn invalid(name: &'static str, body: Vec<u8>) -> Self {
+        Self {
+            name,
+            path: "/answer",
+            content_type: JSON,
+            body,
+            status: 422,
+            error_type: "validation",
+        }
+    }
+
+    /// The same request answered with another status and `error_type`.
+    fn answered(self, status: u16, error_type: &'static str) -> Self {
+        Self {
+            status,
+            error_type,
+            ..self
+        }
+    }
+
+    /// The same request sent to `path`.
+    fn to(self, path: &'static str) -> Self {
+        Self { path, ..self }
+    }
+
+    /// The same request with another `content-type` header (or none).
+    fn typed(self, content_type: Option<&'static str>) -> Self {
+        Self {
+            content_type,
+            ..self
+        }
+    }
+}
+
+/// A question the tiny model answers.
+fn ok() -> Value {
+    json!({"question": "Who?", "context": "Ann met Bob."})
+}
+
+/// [`ok`] with `key` set to `value`.
+fn with(key: &str, value: Value) -> Vec<u8> {
+    let mut question = ok();
+    question[key] = value;
+    question.to_string().into_bytes()
+}
+
+/// A question over these `contexts`.
+fn passages(contexts: Value) -> Vec<u8> {
+    json!({"question": "Who?", "contexts": contexts})
+        .to_string()
+        .into_bytes()
+}
+
+/// A one-question SQuAD v1.1 file.
+const SQUAD: &[u8] = br#"{"version":"1.1","data":[{"title":"t","paragraphs":[{"context":"Ann met Bob.","qas":[{"id":"1","question":"Who?","answers":[{"text":"Bob","answer_start":8}]}]}]}]}"#;
+
+/// Bodies that parse but break one of `/answer`'s rules (the server runs with at most 1,000
+/// context characters, 3 passages and 4 questions a request).
+fn rule_breaking_questions() -> Vec<Case> {
+    let bad_item = json!([ok(), {"question": "", "context": "x"}]);
+    vec![
+        Case::invalid("empty question", with("question", json!(""))),
+        Case::invalid("blank question", with("question", json!(" \t\n"))),
+        Case::invalid("empty context", with("context", json!(""))),
+        Case::invalid("blank context", with("context", json!("\u{3000} "))),
+        Case::invalid(
+            "context over the limit",
+            with("context", json!("a ".repeat(501))),
+        ),
+        Case::invalid("question of the wrong type", with("question", json!(7))),
+        Case::invalid("missing context", br#"{"question":"Who?"}"#.to_vec()),
+        Case::invalid(
+            "context and contexts",
+            with("contexts", json!(["Ann met Bob."])),
+        ),
+        Case::invalid("null context", with("context", Value::Null)),
+        Case::invalid("no contexts", passages(json!([]))),
+        Case::invalid(
+            "contexts over --max-contexts",
+            passages(json!(["a", "b", "c", "d"])),
+        ),
+        Case::invalid(
+            "a blank passage",
+            passages(json!(["Ann met Bob.", {"id": "2", "text": " "}])),
+        ),
+        Case::invalid(
+            "a passage over the limit",
+            passages(json!(["Ann met Bob.", "a ".repeat(501)])),
+        ),
+        Case::invalid(
+            "a passage object without text",
+            passages(json!([{"id": "1"}])),
+        ),
+        Case::invalid("min_score above 1", with("min_score", json!(1.5))),
+        // The next double after 1 (schemathesis found it passing as an f32's 1.0).
+        Case::invalid(
+            "min_score one ulp above 1",
+            with("min_score", json!(1.000_000_000_000_000_2)),
+        ),
+        Case::invalid(
+            "a null answer from a v1.1 model",
+            with("handle_impossible_answer", json!(true)),
+        ),
+        Case::invalid("unknown field", with("topk", json!(2))),
+        Case::invalid("top_k 0", with("top_k", json!(0))),
+        Case::invalid("top_k huge", with("top_k", json!(1_000_000))),
+        Case::invalid("top_k negative", with("top_k", json!(-1))),
+        Case::invalid("max_answer_len 0", with("max_answer_len", json!(0))),
+        Case::invalid("empty list", b"[]".to_vec()),
+        Case::invalid(
+            "list over the limit",
+            Value::Array(vec![ok(); 5]).to_string().into_bytes(),
+        ),
+        Case::invalid("list with a bad item", bad_item.to_string().into_bytes()),
+        Case::invalid("a string body", br#""hello""#.to_vec()),
+    ]
+}
+
+/// Bodies to `/answer` that are not JSON, not typed as JSON, or too large (64 KiB).
+fn unreadable_questions() -> Vec<Case> {
+    let ok = ok().to_string().into_bytes();
+    let invalid_utf8 = b"{\"question\":\"\xff\xfe\",\"context\":\"x\"}".to_vec();
+    vec![
+        Case::invalid("truncated JSON", br#"{"question":"#.to_vec()).answered(400, "invalid_json"),
+        Case::invalid("invalid UTF-8", invalid_utf8).answered(400, "invalid_json"),
+        Case::invalid("text/plain", ok.clone())
+            .typed(Some("text/plain"))
+            .answered(415, "unsupported_media_type"),
+        Case::invalid("no content type", ok.clone())
+            .typed(None)
+            .answered(415, "unsupported_media_type"),
+        Case::invalid("oversized body", with("context", json!("x".repeat(70_000))))
+            .answered(413, "payload_too_large"),
+        Case::invalid("unknown route", ok)
+            .to("/nope")
+            .answered(404, "not_found"),
+    ]
+}
+
+/// Bad SQuAD files to `/evaluate` (limited to 1 MB).
+fn bad_evaluations() -> Vec<Case> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(SQUAD).unwrap();
+    let gz = gz.finish().unwrap();
+    let evaluate = |name, body: &[u8]| Case::invalid(name, body.to_vec()).to("/evaluate");
+    vec![
+        evaluate("evaluate: not SQuAD", br#"{"a":1}"#),
+        evaluate("evaluate: no questions", br#"{"version":"1.1","data":[]}"#),
+        evaluate("evaluate: malformed JSON", br#"{"data": ["#).answered(400, "invalid_json"),
+        evaluate("evaluate: truncated gzip", &gz[..gz.len() / 2])
+            .typed(Some("application/gzip"))
+            .answered(400, "bad_request"),
+        evaluate("evaluate: text/plain", SQUAD)
+            .typed(Some("text/plain"))
+            .answered(415, "unsupported_media_type"),
+        evaluate("evaluate: oversized", &[b' '; 1_100_000]).answered(413, "payload_too_large"),
+        evaluate("evaluate: form without a file", b"--X--\r\n")
+            .typed(Some("multipart/form-data; boundary=X"))
+            .answered(400, "bad_request"),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_gets_its_status_and_error_type() {
     let dir = tempfile::tempdir().unwrap();
@@ -24,354 +200,19 @@ async fn every_bad_input_gets_its_status_and_error_type() {
         "3",
     ];
     let server = TestServer::start(config(&common::tiny_model_folder(dir.path()), &flags)).await;
-    let ok = json!({"question": "Who?", "context": "Ann met Bob."});
-    let with = |key: &str, value: Value| {
-        let mut v = ok.clone();
-        v[key] = value;
-        v.to_string().into_bytes()
-    };
-    let json_ct = Some("application/json");
-    let squad = br#"{"version":"1.1","data":[{"title":"t","paragraphs":[{"context":"Ann met Bob.","qas":[{"id":"1","question":"Who?","answers":[{"text":"Bob","answer_start":8}]}]}]}]}"#;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(squad).unwrap();
-    let gz = gz.finish().unwrap();
-    let many = |n: usize| Value::Array(vec![ok.clone(); n]).to_string().into_bytes();
-    let passages = |contexts: Value| {
-        json!({"question": "Who?", "contexts": contexts})
-            .to_string()
-            .into_bytes()
-    };
-    type Case = (
-        &'static str,
-        &'static str,
-        Option<&'static str>,
-        Vec<u8>,
-        u16,
-        &'static str,
-    );
-    let cases: Vec<Case> = vec![
-        (
-            "empty question",
-            "/answer",
-            json_ct,
-            with("question", json!("")),
-            422,
-            "validation",
-        ),
-        (
-            "blank question",
-            "/answer",
-            json_ct,
-            with("question", json!(" \t\n")),
-            422,
-            "validation",
-        ),
-        (
-            "empty context",
-            "/answer",
-            json_ct,
-            with("context", json!("")),
-            422,
-            "validation",
-        ),
-        (
-            "blank context",
-            "/answer",
-            json_ct,
-            with("context", json!("\u{3000} ")),
-            422,
-            "validation",
-        ),
-        (
-            "context over the limit",
-            "/answer",
-            json_ct,
-            with("context", json!("a ".repeat(501))),
-            422,
-            "validation",
-        ),
-        (
-            "question of the wrong type",
-            "/answer",
-            json_ct,
-            with("question", json!(7)),
-            422,
-            "validation",
-        ),
-        (
-            "missing context",
-            "/answer",
-            json_ct,
-            br#"{"question":"Who?"}"#.to_vec(),
-            422,
-            "validation",
-        ),
-        (
-            "context and contexts",
-            "/answer",
-            json_ct,
-            with("contexts", json!(["Ann met Bob."])),
-            422,
-            "validation",
-        ),
-        (
-            "null context",
-            "/answer",
-            json_ct,
-            with("context", Value::Null),
-            422,
-            "validation",
-        ),
-        (
-            "no contexts",
-            "/answer",
-            json_ct,
-            passages(json!([])),
-            422,
-            "validation",
-        ),
-        (
-            "contexts over --max-contexts",
-            "/answer",
-            json_ct,
-            passages(json!(["a", "b", "c", "d"])),
-            422,
-            "validation",
-        ),
-        (
-            "a blank passage",
-            "/answer",
-            json_ct,
-            passages(json!(["Ann met Bob.", {"id": "2", "text": " "}])),
-            422,
-            "validation",
-        ),
-        (
-            "a passage over the limit",
-            "/answer",
-            json_ct,
-            passages(json!(["Ann met Bob.", "a ".repeat(501)])),
-            422,
-            "validation",
-        ),
-        (
-            "a passage object without text",
-            "/answer",
-            json_ct,
-            passages(json!([{"id": "1"}])),
-            422,
-            "validation",
-        ),
-        (
-            "min_score above 1",
-            "/answer",
-            json_ct,
-            with("min_score", json!(1.5)),
-            422,
-            "validation",
-        ),
-        (
-            // The next double after 1 (schemathesis found it passing as an f32's 1.0).
-            "min_score one ulp above 1",
-            "/answer",
-            json_ct,
-            with("min_score", json!(1.000_000_000_000_000_2)),
-            422,
-            "validation",
-        ),
-        (
-            "a null answer from a v1.1 model",
-            "/answer",
-            json_ct,
-            with("handle_impossible_answer", json!(true)),
-            422,
-            "validation",
-        ),
-        (
-            "unknown field",
-            "/answer",
-            json_ct,
-            with("topk", json!(2)),
-            422,
-            "validation",
-        ),
-        (
-            "truncated JSON",
-            "/answer",
-            json_ct,
-            br#"{"question":"#.to_vec(),
-            400,
-            "invalid_json",
-        ),
-        (
-            "invalid UTF-8",
-            "/answer",
-            json_ct,
-            b"{\"question\":\"\xff\xfe\",\"context\":\"x\"}".to_vec(),
-            400,
-            "invalid_json",
-        ),
-        (
-            "top_k 0",
-            "/answer",
-            json_ct,
-            with("top_k", json!(0)),
-            422,
-            "validation",
-        ),
-        (
-            "top_k huge",
-            "/answer",
-            json_ct,
-            with("top_k", json!(1_000_000)),
-            422,
-            "validation",
-        ),
-        (
-            "top_k negative",
-            "/answer",
-            json_ct,
-            with("top_k", json!(-1)),
-            422,
-            "validation",
-        ),
-        (
-            "max_answer_len 0",
-            "/answer",
-            json_ct,
-            with("max_answer_len", json!(0)),
-            422,
-            "validation",
-        ),
-        (
-            "empty list",
-            "/answer",
-            json_ct,
-            b"[]".to_vec(),
-            422,
-            "validation",
-        ),
-        (
-            "list over the limit",
-            "/answer",
-            json_ct,
-            many(5),
-            422,
-            "validation",
-        ),
-        (
-            "list with a bad item",
-            "/answer",
-            json_ct,
-            Value::Array(vec![ok.clone(), json!({"question": "", "context": "x"})])
-                .to_string()
-                .into_bytes(),
-            422,
-            "validation",
-        ),
-        (
-            "a string body",
-            "/answer",
-            json_ct,
-            br#""hello""#.to_vec(),
-            422,
-            "validation",
-        ),
-        (
-            "text/plain",
-            "/answer",
-            Some("text/plain"),
-            ok.to_string().into_bytes(),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            "no content type",
-            "/answer",
-            None,
-            ok.to_string().into_bytes(),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            "oversized body",
-            "/answer",
-            json_ct,
-            with("context", json!("x".repeat(70_000))),
-            413,
-            "payload_too_large",
-        ),
-        (
-            "evaluate: not SQuAD",
-            "/evaluate",
-            json_ct,
-            br#"{"a":1}"#.to_vec(),
-            422,
-            "validation",
-        ),
-        (
-            "evaluate: no questions",
-            "/evaluate",
-            json_ct,
-            br#"{"version":"1.1","data":[]}"#.to_vec(),
-            422,
-            "validation",
-        ),
-        (
-            "evaluate: malformed JSON",
-            "/evaluate",
-            json_ct,
-            br#"{"data": ["#.to_vec(),
-            400,
-            "invalid_json",
-        ),
-        (
-            "evaluate: truncated gzip",
-            "/evaluate",
-            Some("application/gzip"),
-            gz[..gz.len() / 2].to_vec(),
-            400,
-            "bad_request",
-        ),
-        (
-            "evaluate: text/plain",
-            "/evaluate",
-            Some("text/plain"),
-            squad.to_vec(),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            "evaluate: oversized",
-            "/evaluate",
-            json_ct,
-            vec![b' '; 1_100_000],
-            413,
-            "payload_too_large",
-        ),
-        (
-            "evaluate: form without a file",
-            "/evaluate",
-            Some("multipart/form-data; boundary=X"),
-            b"--X--\r\n".to_vec(),
-            400,
-            "bad_request",
-        ),
-        (
-            "unknown route",
-            "/nope",
-            json_ct,
-            ok.to_string().into_bytes(),
-            404,
-            "not_found",
-        ),
+    let groups = [
+        rule_breaking_questions(),
+        unreadable_questions(),
+        bad_evaluations(),
     ];
+    let cases: Vec<Case> = groups.into_iter().flatten().collect();
     assert!(cases.len() >= 20);
-    for (name, path, content_type, body, status, kind) in cases {
-        let (got, value) = server.post_raw(path, content_type, body).await;
+    for case in cases {
+        let (name, body) = (case.name, case.body);
+        let (got, value) = server.post_raw(case.path, case.content_type, body).await;
         assert_eq!(
             (got, value["error_type"].as_str()),
-            (status, Some(kind)),
+            (case.status, Some(case.error_type)),
             "{name}: {value}"
         );
         assert!(!value["error"].as_str().unwrap_or("").is_empty(), "{name}");
@@ -386,7 +227,7 @@ async fn every_bad_input_gets_its_status_and_error_type() {
     let value: Value = response.json().await.unwrap();
     assert_eq!(value["error_type"], "method_not_allowed");
     // The server is still fine.
-    let (status, _) = server.post_json("/answer", &ok).await;
+    let (status, _) = server.post_json("/answer", &ok()).await;
     assert_eq!(status, 200);
     server.stop().await.unwrap();
 }

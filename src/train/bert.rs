@@ -141,12 +141,8 @@ impl SelfAttention {
     }
 
     /// `[B, L, H]` → `[B, L, H]` in `kind`; `key_bias` is the `[B, 1, 1, L]` additive key
-    /// mask (0 on real tokens, -1e9 on padding) in `kind`.
-    ///
-    /// On CPU the product is written out (`softmax(q k^T / sqrt(d) + bias) v`) rather than
-    /// calling libtorch's fused kernel: with dropout or a mask in bf16 that kernel falls back to
-    /// a path that upcasts every step to fp32, while here both products stay in bf16 (softmax
-    /// accumulates in fp32 internally) and the dropout mask comes from [`keep_mask`].
+    /// mask (0 on real tokens, -1e9 on padding) in `kind`. On CPU the attention is
+    /// [`written_out_attention`], elsewhere libtorch's fused kernel.
     pub fn forward_t(&self, x: &Tensor, key_bias: &Tensor, kind: Kind, train: bool) -> Tensor {
         let (b, l, _) = x.size3().unwrap_or((0, 0, 0));
         let heads = |t: Tensor| t.view([b, l, self.heads, self.head_dim]).transpose(1, 2);
@@ -156,13 +152,7 @@ impl SelfAttention {
         let v = heads(project(x, &self.value, kind));
         let p = if train { self.dropout } else { 0.0 };
         let context = if x.device() == Device::Cpu {
-            let probs = (q.matmul(&k.transpose(-1, -2)) + key_bias).softmax(-1, kind);
-            if p > 0.0 {
-                let keep = keep_mask(&probs.size(), p, kind);
-                (probs * keep.mask).matmul(&v) * keep.scale
-            } else {
-                probs.matmul(&v)
-            }
+            written_out_attention(&q, &k, &v, key_bias, p)
         } else {
             let keep = key_bias.eq(0.0);
             Tensor::scaled_dot_product_attention(
@@ -180,6 +170,22 @@ impl SelfAttention {
             .transpose(1, 2)
             .contiguous()
             .view([b, l, self.heads * self.head_dim])
+    }
+}
+
+/// `softmax(q kᵀ + key_bias) v` for `[B, heads, L, head_dim]` operands (`q` already scaled),
+/// with dropout `p` on the probabilities. Written out rather than libtorch's fused kernel: on
+/// CPU, with dropout or a mask in bf16, that kernel falls back to a path that upcasts every
+/// step to fp32, while here both products stay in the operands' kind (softmax accumulates in
+/// fp32 internally) and the dropout mask comes from [`keep_mask`].
+fn written_out_attention(q: &Tensor, k: &Tensor, v: &Tensor, key_bias: &Tensor, p: f64) -> Tensor {
+    let kind = q.kind();
+    let probs = (q.matmul(&k.transpose(-1, -2)) + key_bias).softmax(-1, kind);
+    if p > 0.0 {
+        let keep = keep_mask(&probs.size(), p, kind);
+        (probs * keep.mask).matmul(v) * keep.scale
+    } else {
+        probs.matmul(v)
     }
 }
 
@@ -297,4 +303,64 @@ pub fn span_loss(
             .cross_entropy_for_logits(target)
     };
     nll(start, start_pos) + nll(end, end_pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Q (scaled), K, V `[2, 3, 7, 4]` and the key bias of a batch whose second window has 4
+    /// tokens.
+    fn operands() -> ([Tensor; 3], Tensor) {
+        tch::manual_seed(1);
+        let qkv = [0, 1, 2].map(|_| Tensor::randn([2, 3, 7, 4], (Kind::Float, Device::Cpu)));
+        let mask = Tensor::from_slice(&[1i64, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+        let key_bias = (mask.eq(0).to_kind(Kind::Float) * -1e9).view([2, 1, 1, 7]);
+        (qkv, key_bias)
+    }
+
+    #[test]
+    fn written_out_attention_is_libtorchs_fused_attention_with_the_same_mask() {
+        let _generator = crate::train::libtorch_generator();
+        let ([q, k, v], key_bias) = operands();
+        let ours = written_out_attention(&q, &k, &v, &key_bias, 0.0);
+        let keep = key_bias.eq(0.0);
+        let fused = Tensor::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            Some(&keep),
+            0.0,
+            false,
+            Some(1.0),
+            false,
+        );
+        assert!(ours.allclose(&fused, 1e-5, 1e-6, false));
+    }
+
+    #[test]
+    fn attention_dropout_changes_each_draw_and_keeps_the_expected_value() {
+        let _generator = crate::train::libtorch_generator();
+        let ([q, k, v], key_bias) = operands();
+        let undropped = written_out_attention(&q, &k, &v, &key_bias, 0.0);
+        let draws = 4000;
+        let (mut sum, mut squares) = (undropped.zeros_like(), undropped.zeros_like());
+        for _ in 0..draws {
+            let once = written_out_attention(&q, &k, &v, &key_bias, 0.3);
+            assert!(!once.allclose(&undropped, 1e-3, 1e-3, false));
+            squares += &once * &once;
+            sum += once;
+        }
+        // Each element's mean within 5 standard errors of no dropout.
+        let mean = sum / draws as f64;
+        let variance = (squares / draws as f64 - &mean * &mean).clamp_min(0.0);
+        let spread = variance.sqrt() / (draws as f64).sqrt();
+        let worst = ((mean - &undropped).abs() / (spread + 1e-9))
+            .max()
+            .double_value(&[]);
+        assert!(
+            worst < 5.0,
+            "a mean is {worst} standard errors from no dropout"
+        );
+    }
 }

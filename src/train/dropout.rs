@@ -173,6 +173,7 @@ mod tests {
 
     #[test]
     fn drops_at_the_asked_rate_and_keeps_the_expected_value() {
+        let _generator = crate::train::libtorch_generator();
         tch::manual_seed(7);
         let x = Tensor::ones([64, 1000], (Kind::Float, Device::Cpu));
         let y = dropout(&x, 0.1, true);
@@ -189,6 +190,7 @@ mod tests {
 
     #[test]
     fn masks_follow_the_libtorch_seed_not_the_thread_count() {
+        let _generator = crate::train::libtorch_generator();
         let size = [3, 5, 7];
         let draw = |seed: i64, threads: i32| {
             tch::set_num_threads(threads);
@@ -255,6 +257,7 @@ mod tests {
 
     #[test]
     fn fp32_dropout_equals_the_mask_then_the_scale_bit_for_bit() {
+        let _generator = crate::train::libtorch_generator();
         tch::manual_seed(11);
         let x = Tensor::randn([3, 50, 37], (Kind::Float, Device::Cpu)) * 1e3;
         tch::manual_seed(5);
@@ -268,6 +271,7 @@ mod tests {
 
     #[test]
     fn gradient_flows_through_kept_elements_only() {
+        let _generator = crate::train::libtorch_generator();
         tch::manual_seed(3);
         let x = Tensor::ones([1000], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let y = dropout(&x, 0.5, true);

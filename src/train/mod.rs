@@ -47,3 +47,14 @@ pub enum TrainError {
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }
+
+/// Held by every unit test that seeds or draws from libtorch's one process-wide generator:
+/// tests run side by side, and a draw of one between another's seed and its draws would change
+/// the masks that test expects.
+#[cfg(test)]
+pub(crate) fn libtorch_generator() -> std::sync::MutexGuard<'static, ()> {
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -283,6 +283,7 @@ mod tests {
 
     #[test]
     fn tensor_operations_on_other_devices_agree_with_the_one_pass_update() {
+        let _generator = crate::train::libtorch_generator();
         let param = || {
             tch::manual_seed(5);
             let value =
