@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod dropout;
+pub mod ending;
 pub mod evaluate;
 pub mod log;
 pub mod optim;

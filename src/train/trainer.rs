@@ -7,79 +7,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use serde_json::json;
 use tch::{nn::VarStore, Device};
 
 use super::bert::{span_loss, BertForQuestionAnswering, Precision};
 use super::checkpoint::load_weights;
 use super::config::TrainConfig;
-use super::data::{epoch_batches, to_tensors, DataStats, TrainWindow};
+use super::data::{epoch_batches, to_tensors, TrainWindow};
+use super::ending::{export_best, Ending, TrainSummary};
 use super::evaluate::evaluate;
 use super::log::RunLog;
 use super::optim::{linear_schedule, AdamW};
 use super::setup::{prepare, resolve_device, resolve_precision, Setup};
-use super::state::{write_json, EvalRecord, RunFolder, TrainerState};
+use super::state::{write_json, RunFolder, TrainerState};
 use super::TrainError;
-use crate::onnx::bert::WeightFormat;
-use crate::pipeline::calibrate::Calibration;
-use crate::pipeline::export::{export_model_folder, ExportOptions};
 use crate::qa::batch::PaddedBatch;
-use crate::qa::squad::SquadVersion;
-
-/// What a run did, also written to `metrics.json` when it finishes.
-#[derive(Debug, Clone, Serialize)]
-pub struct TrainSummary {
-    /// False when stopped by Ctrl-C or `--stop-after-steps` (resume to continue).
-    pub finished: bool,
-    /// Why it stopped.
-    pub stop_reason: String,
-    /// Optimizer steps done in total.
-    pub steps: u64,
-    /// Steps the schedule runs for.
-    pub total_steps: u64,
-    /// Best dev evaluation.
-    pub best: Option<EvalRecord>,
-    /// Every dev evaluation.
-    pub evals: Vec<EvalRecord>,
-    /// Training windows per second (evaluation excluded).
-    pub windows_per_second: f64,
-    /// Seconds spent in training steps.
-    pub train_seconds: f64,
-    /// What the training file became.
-    pub data: DataStats,
-    /// "fp32" or "bf16".
-    pub precision: String,
-    /// "cpu" or "cuda".
-    pub device: String,
-}
-
-/// Exports `best/` to the servable model folder `model/`: the fp32 graph and the smoothed
-/// row-wise int8 graph, calibrated on the training file (the int8 form closest to fp32,
-/// bench/RESULTS.md).
-fn export_best(
-    config: &TrainConfig,
-    folder: &RunFolder,
-    squad_version: SquadVersion,
-) -> Result<(), TrainError> {
-    let best = folder.path("best");
-    if !best.join("model.safetensors").is_file() {
-        return Ok(());
-    }
-    let options = ExportOptions {
-        window: config.window(),
-        squad_version,
-        // The default model's form: static steps with the GELU output per row, 1.2x the
-        // all-per-row graph at the same F1; static steps everywhere agree with fp32 on too few
-        // answers (bench/RESULTS.md, "Static steps with the GELU output per token").
-        int8: Some(WeightFormat::Int8StaticGeluRowwise),
-        calibration: Some(Calibration::on(config.train.clone())),
-        ..ExportOptions::default()
-    };
-    export_model_folder(&best, &folder.path("model"), &options)
-        .map_err(|e| TrainError::Io(format!("export of best/: {e}")))?;
-    Ok(())
-}
 
 /// Trains as configured; `stop` (set by Ctrl-C) ends the run at the next step boundary with a
 /// checkpoint.
@@ -87,35 +29,6 @@ pub fn train(config: &TrainConfig, stop: &AtomicBool) -> Result<TrainSummary, Tr
     let mut run = Run::start(config)?;
     let ending = run.epochs(stop)?;
     run.finish(ending)
-}
-
-/// Why the step loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    /// Every planned step is done.
-    Schedule,
-    /// `--patience` evaluations without an F1 gain.
-    EarlyStop,
-    /// `--stop-after-steps` reached: resume to continue.
-    Budget,
-    /// Ctrl-C: resume to continue.
-    Interrupted,
-}
-
-impl Ending {
-    /// Whether the run is over (evaluated, exported) rather than paused.
-    fn finished(self) -> bool {
-        matches!(self, Ending::Schedule | Ending::EarlyStop)
-    }
-
-    fn reason(self, patience: usize) -> String {
-        match self {
-            Ending::Schedule => "schedule complete".into(),
-            Ending::EarlyStop => format!("early stop: no F1 gain in {patience} evaluations"),
-            Ending::Budget => "--stop-after-steps reached".into(),
-            Ending::Interrupted => "interrupted".into(),
-        }
-    }
 }
 
 /// A run between its steps: the model, its optimizer, the schedule and where it writes.
