@@ -53,6 +53,46 @@ async fn follow(server: &TestServer, location: &str) -> Vec<Value> {
     panic!("the job never ended");
 }
 
+/// A job's report lists `count` questions whose F1 averages to the job's `f1`, each
+/// prediction a span of its own context, the 20 worst, and every question under a type.
+fn assert_report_covers_every_question(report: &Value, f1: f64, count: usize) {
+    let questions = report["questions"].as_array().unwrap();
+    assert_eq!(questions.len(), count);
+    let contexts = report["contexts"].as_array().unwrap();
+    let mean_f1 = questions
+        .iter()
+        .map(|q| q["f1"].as_f64().unwrap())
+        .sum::<f64>()
+        / count as f64;
+    assert!(
+        (mean_f1 - f1).abs() < 1e-6,
+        "per-question F1 averages to F1"
+    );
+    for q in questions {
+        let context: Vec<char> = contexts[q["context"].as_u64().unwrap() as usize]
+            .as_str()
+            .unwrap()
+            .chars()
+            .collect();
+        let prediction: Vec<char> = q["prediction"].as_str().unwrap().chars().collect();
+        let start = q["prediction_start"].as_u64().unwrap() as usize;
+        assert_eq!(
+            &context[start..start + prediction.len()],
+            &prediction[..],
+            "{q}"
+        );
+    }
+    let worst = report["worst"].as_array().unwrap();
+    assert_eq!(worst.len(), 20);
+    let grouped: u64 = report["by_question_type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["questions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(grouped, count as u64, "every question has a type");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_scores_like_evaluate_and_reports_every_question() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,42 +130,11 @@ async fn a_job_scores_like_evaluate_and_reports_every_question() {
     assert_eq!(scores["f1"], sync["f1"]);
     assert_eq!(last["f1"], sync["f1"]);
 
-    let report = &last["result"]["report"];
-    let questions = report["questions"].as_array().unwrap();
-    assert_eq!(questions.len(), 120);
-    let contexts = report["contexts"].as_array().unwrap();
-    let mean_f1 = questions
-        .iter()
-        .map(|q| q["f1"].as_f64().unwrap())
-        .sum::<f64>()
-        / 120.0;
-    assert!(
-        (mean_f1 - sync["f1"].as_f64().unwrap()).abs() < 1e-6,
-        "per-question F1 averages to F1"
+    assert_report_covers_every_question(
+        &last["result"]["report"],
+        sync["f1"].as_f64().unwrap(),
+        120,
     );
-    for q in questions {
-        let context: Vec<char> = contexts[q["context"].as_u64().unwrap() as usize]
-            .as_str()
-            .unwrap()
-            .chars()
-            .collect();
-        let prediction: Vec<char> = q["prediction"].as_str().unwrap().chars().collect();
-        let start = q["prediction_start"].as_u64().unwrap() as usize;
-        assert_eq!(
-            &context[start..start + prediction.len()],
-            &prediction[..],
-            "{q}"
-        );
-    }
-    let worst = report["worst"].as_array().unwrap();
-    assert_eq!(worst.len(), 20);
-    let grouped: u64 = report["by_question_type"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["questions"].as_u64().unwrap())
-        .sum();
-    assert_eq!(grouped, 120, "every question has a type");
 
     let (_, list) = get(&server, "/evaluations").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
