@@ -4,17 +4,25 @@
 mod common;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use bertqa::model::BertConfig;
 use bertqa::qa::squad::load_squad;
 
-fn bertqa(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+fn bertqa(args: &[&dyn AsRef<OsStr>]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bertqa"))
         .args(args.iter().map(|a| a.as_ref()))
         .output()
         .unwrap()
+}
+
+/// `bertqa` with `args`, then `flags`: one command that tests run with varied flags.
+fn bertqa_then(args: &[&dyn AsRef<OsStr>], flags: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(flags.iter().map(|f| f as &dyn AsRef<OsStr>));
+    bertqa(&all)
 }
 
 fn ok(output: &Output) -> String {
@@ -42,9 +50,10 @@ fn copy_of_default_model(dir: &std::path::Path) -> (std::path::PathBuf, serde_js
     (folder, manifest)
 }
 
-/// A tiny random checkpoint (BERT's vocabulary, the pretrained tokenizer) exported to
-/// `dir/NAME` with `export_flags`: the model folder.
-fn tiny_model_folder(dir: &std::path::Path, name: &str, export_flags: &[&str]) -> PathBuf {
+/// A tiny random checkpoint (BERT's vocabulary, the pretrained tokenizer) written and exported
+/// to `dir/NAME` with `export_flags` by the `bertqa` commands themselves (`random-checkpoint`,
+/// `export`; `common::tiny_model_folder` calls the library): the model folder.
+fn exported_by_the_cli(dir: &Path, name: &str, export_flags: &[&str]) -> PathBuf {
     let checkpoint = dir.join(format!("{name}-checkpoint"));
     let config = dir.join(format!("{name}-config.json"));
     std::fs::write(
@@ -64,21 +73,16 @@ fn tiny_model_folder(dir: &std::path::Path, name: &str, export_flags: &[&str]) -
         &"1",
     ]));
     let folder = dir.join(name);
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-        vec![&"export", &"--checkpoint", &checkpoint, &"--out", &folder];
-    args.extend(
-        export_flags
-            .iter()
-            .map(|f| f as &dyn AsRef<std::ffi::OsStr>),
-    );
-    ok(&bertqa(&args));
+    let export: [&dyn AsRef<OsStr>; 5] =
+        [&"export", &"--checkpoint", &checkpoint, &"--out", &folder];
+    ok(&bertqa_then(&export, export_flags));
     folder
 }
 
 #[test]
 fn export_then_predict_then_score() {
     let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model_folder(
+    let model = exported_by_the_cli(
         dir.path(),
         "model",
         &["--int8", "--int8-mode", "int8-mixed"],
@@ -127,15 +131,15 @@ fn export_then_predict_then_score() {
 #[test]
 fn an_int8_only_folder_has_no_fp32_graph_to_serve_and_bad_limits_stop_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let shipped = tiny_model_folder(dir.path(), "int8-only", &["--int8-only"]);
+    let shipped = exported_by_the_cli(dir.path(), "int8-only", &["--int8-only"]);
     assert!(!shipped.join("model.onnx").exists());
     let manifest = bertqa::model::manifest::ModelManifest::load(&shipped).unwrap();
     assert_eq!(manifest.graphs, ["model-int8.onnx"]);
     let serve = |flags: &[&str]| {
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-            vec![&"serve", &"--model-dir", &shipped, &"--port", &"0"];
-        args.extend(flags.iter().map(|f| f as &dyn AsRef<std::ffi::OsStr>));
-        bertqa(&args)
+        bertqa_then(
+            &[&"serve", &"--model-dir", &shipped, &"--port", &"0"],
+            flags,
+        )
     };
     common::failed_with(
         &serve(&["--graph", "fp32"]),
@@ -153,7 +157,7 @@ fn predict_picks_the_graph_like_serve_auto() {
     let data = common::squad_dir().join("dev-v1.1.json.gz");
     let preds = dir.path().join("default.json");
     let predict = |flags: &[&str]| {
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+        let args: [&dyn AsRef<OsStr>; 7] = [
             &"predict",
             &"--model-dir",
             &default_model,
@@ -162,8 +166,7 @@ fn predict_picks_the_graph_like_serve_auto() {
             &"--out",
             &preds,
         ];
-        args.extend(flags.iter().map(|f| f as &dyn AsRef<std::ffi::OsStr>));
-        bertqa(&args)
+        bertqa_then(&args, flags)
     };
     ok(&predict(&["--limit", "3"]));
     let answers: HashMap<String, String> =

@@ -84,6 +84,7 @@ impl Ending {
         matches!(self, Ending::Schedule | Ending::EarlyStop)
     }
 
+    /// What `metrics.json` and the summary say stopped the run (`patience`: `--patience`).
     pub(super) fn reason(self, patience: usize) -> String {
         match self {
             Ending::Schedule => "schedule complete".into(),
