@@ -39,7 +39,7 @@ fn ok(output: &Output) -> String {
 fn copy_of_default_model(dir: &std::path::Path) -> (std::path::PathBuf, serde_json::Value) {
     let folder = dir.join("model");
     std::fs::create_dir(&folder).unwrap();
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm-l6-squad1");
+    let shipped = common::shipped_model();
     for entry in std::fs::read_dir(&shipped).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, folder.join(path.file_name().unwrap())).unwrap();
@@ -245,7 +245,7 @@ fn bad_paths_and_options_are_explained() {
 }
 
 #[test]
-fn calibrate_writes_a_fitted_score_and_evaluate_passages_compares_the_scorings() {
+fn calibrate_writes_the_fitted_score_into_the_model_folder() {
     let dir = tempfile::tempdir().unwrap();
     let (folder, mut manifest) = copy_of_default_model(dir.path());
     manifest
@@ -280,7 +280,12 @@ fn calibrate_writes_a_fitted_score_and_evaluate_passages_compares_the_scorings()
     );
     let ece = fitted["ece_with_distractors"].as_f64().unwrap();
     assert!((0.0..0.5).contains(&ece), "{fitted}");
+}
 
+#[test]
+fn evaluate_passages_compares_the_scorings_with_one_and_with_several_passages() {
+    let folder = common::shipped_model();
+    let dev = common::squad_dir().join("dev-v1.1.json.gz");
     let rows = ok(&bertqa(&[
         &"evaluate-passages",
         &"--model-dir",
@@ -315,6 +320,13 @@ fn calibrate_writes_a_fitted_score_and_evaluate_passages_compares_the_scorings()
                 .as_f64()
                 .unwrap()
     );
+}
+
+#[test]
+fn calibrate_refuses_a_null_answer_the_model_does_not_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let (folder, mut manifest) = copy_of_default_model(dir.path());
+    let dev = common::squad_dir().join("dev-v1.1.json.gz");
     // Served as v1.1 the model has no null answer to calibrate.
     manifest["squad_version"] = "1.1".into();
     manifest.as_object_mut().unwrap().remove("null_threshold");

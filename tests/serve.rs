@@ -1,6 +1,6 @@
 //! The HTTP service end to end on a tiny random model exported at test time: the contract of
-//! `/answer`, batching correctness, health, metrics and OpenAPI (bad inputs:
-//! `serve_errors.rs`; `/evaluate`: `serve_evaluate.rs`; jobs and the page: `serve_jobs.rs`;
+//! `/answer`, batching correctness, health, metrics and OpenAPI (many passages:
+//! `serve_passages.rs`; bad inputs: `serve_errors.rs`; `/evaluate`: `serve_evaluate.rs`; jobs and the page: `serve_jobs.rs`;
 //! overload, disconnects and graceful shutdown, which hold the inference thread:
 //! `serve_operators.rs`).
 
@@ -21,11 +21,6 @@ fn dev_examples(n: usize) -> Vec<Example> {
     common::dev_examples().into_iter().take(n).collect()
 }
 
-/// Characters `start..end` of `text`.
-fn chars(text: &str, start: usize, end: usize) -> String {
-    text.chars().skip(start).take(end - start).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answer_returns_spans_of_the_context_ranked_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,7 +37,7 @@ async fn answer_returns_spans_of_the_context_ranked_and_in_order() {
     let (start, end) = (one["start"].as_u64().unwrap(), one["end"].as_u64().unwrap());
     assert_eq!(
         one["answer"],
-        chars(&e.context, start as usize, end as usize)
+        common::chars(&e.context, start as usize, end as usize)
     );
     let score = one["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score), "{score}");
@@ -78,97 +73,11 @@ async fn answer_returns_spans_of_the_context_ranked_and_in_order() {
             answer["start"].as_u64().unwrap(),
             answer["end"].as_u64().unwrap(),
         );
-        assert_eq!(answer["answer"], chars(&e.context, s as usize, t as usize));
-    }
-    server.stop().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_over_several_passages_come_from_one_of_them_and_name_it() {
-    let dir = tempfile::tempdir().unwrap();
-    // fp32: this int8 graph's activation scales span the batch, and the passages share one.
-    let server = TestServer::start(config(&model(&dir), &["--graph", "fp32"])).await;
-    let examples = dev_examples(100);
-    let question = &examples[0].question;
-    // Three different paragraphs (the first questions share theirs).
-    let mut passages: Vec<&str> = vec![];
-    for e in &examples {
-        if !passages.contains(&&*e.context) {
-            passages.push(&e.context);
-        }
-    }
-    passages.truncate(3);
-    assert_eq!(passages.len(), 3);
-    let mut alone = vec![];
-    for passage in &passages {
-        let (status, answer) = server
-            .post_json(
-                "/answer",
-                &json!({"question": question, "context": passage}),
-            )
-            .await;
-        assert_eq!(status, 200, "{answer}");
-        assert_eq!(answer["no_answer"], false);
-        assert!(answer.get("context_index").is_none());
-        alone.push(answer);
-    }
-    let listed = json!([passages[0], {"id": "doc-b", "text": passages[1]}, passages[2]]);
-    let (status, read) = server
-        .post_json(
-            "/answer",
-            &json!({"question": question, "contexts": listed, "top_k": 6}),
-        )
-        .await;
-    assert_eq!(status, 200, "{read}");
-    let index = read["context_index"].as_u64().unwrap() as usize;
-    // The best answer is that passage's own best answer, with its offsets in that passage.
-    for key in ["answer", "start", "end", "passage_probability"] {
         assert_eq!(
-            read[key], alone[index][key],
-            "{key}: {read} vs {}",
-            alone[index]
+            answer["answer"],
+            common::chars(&e.context, s as usize, t as usize)
         );
     }
-    assert_eq!(read.get("context_id").is_some(), index == 1);
-    let answers = read["answers"].as_array().unwrap();
-    assert_eq!(answers.len(), 6);
-    for a in answers {
-        let i = a["context_index"].as_u64().unwrap() as usize;
-        let (start, end) = (a["start"].as_u64().unwrap(), a["end"].as_u64().unwrap());
-        assert_eq!(
-            a["answer"],
-            chars(passages[i], start as usize, end as usize)
-        );
-        assert_eq!(a.get("context_id").is_some(), i == 1);
-    }
-    assert_eq!(answers[0]["answer"], read["answer"]);
-    // One passage in a list is the single-context answer, plus its index.
-    let (_, single) = server
-        .post_json(
-            "/answer",
-            &json!({"question": question, "contexts": [passages[2]]}),
-        )
-        .await;
-    assert_eq!(single["context_index"], 0);
-    for key in ["answer", "start", "end", "score"] {
-        assert_eq!(single[key], alone[2][key]);
-    }
-    // Asking for more confidence than any answer has gives an explicit no-answer.
-    let (status, none) = server
-        .post_json(
-            "/answer",
-            &json!({"question": question, "contexts": passages, "min_score": 1.0, "top_k": 2}),
-        )
-        .await;
-    assert_eq!(status, 200, "{none}");
-    assert_eq!(none["no_answer"], true);
-    assert_eq!(none["answer"], "");
-    assert!(none.get("context_index").is_none());
-    assert_eq!(
-        none["answers"].as_array().unwrap().len(),
-        2,
-        "alternatives shown"
-    );
     server.stop().await.unwrap();
 }
 

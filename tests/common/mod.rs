@@ -127,7 +127,13 @@ pub fn offline_answers(folder: &Path, examples: &[Example]) -> HashMap<String, S
     prediction_files(examples, &predictions, None).0
 }
 
+pub mod engine;
 pub mod server;
+
+/// Characters `start..end` of `text`: an answer's span as its character offsets give it.
+pub fn chars(text: &str, start: usize, end: usize) -> String {
+    text.chars().skip(start).take(end - start).collect()
+}
 
 /// The default model folder the repository ships.
 pub fn shipped_model() -> PathBuf {
