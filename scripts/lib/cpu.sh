@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Sourced by the benchmark scripts: every figure is written with the CPU it was measured on.
 
-# cpu_summary: e.g. "AMD EPYC (family 26), 2 cores, AVX-512 F/VNNI/BF16, no AMX": the model
-# name, the family (which tells Zen 3/4/5 apart where the name does not), the core count, and
+# cpu_summary: e.g. "AMD EPYC (family 26, model 2), 2 cores, AVX-512 F/VNNI/BF16, no AMX": the
+# model name, the family and model numbers (which tell Zen 3/4/5, or Sapphire from Emerald
+# Rapids, apart where a virtual machine's name does not), the core count, and
 # the instruction sets that change which kernels ONNX Runtime and libtorch run.
 cpu_summary() {
   local flags isa=()
@@ -16,7 +17,8 @@ cpu_summary() {
     isa+=("AVX2 only")
   fi
   if [[ "$flags" == *" amx_tile "* ]]; then isa+=(AMX); else isa+=("no AMX"); fi
-  printf '%s (family %s), %s cores, %s\n' \
+  printf '%s (family %s, model %s), %s cores, %s\n' \
     "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" \
-    "$(lscpu | sed -n 's/^CPU family: *//p' | head -1)" "$(nproc)" "$(IFS=,; echo "${isa[*]}" | sed 's/,/, /g')"
+    "$(lscpu | sed -n 's/^CPU family: *//p' | head -1)" \
+    "$(lscpu | sed -n 's/^Model: *//p' | head -1)" "$(nproc)" "$(IFS=,; echo "${isa[*]}" | sed 's/,/, /g')"
 }
