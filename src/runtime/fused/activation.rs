@@ -40,9 +40,9 @@ const ERF_Q: [f32; 5] = [
 
 /// erf(x), as [`ERF_P`] says. Inlined into vectorized loops: every step is one exactly
 /// rounded operation per element. The Horner steps are fused multiply-adds, one instruction
-/// where the loop runs at AVX2 or AVX-512 width (`runtime::widest`): a GELU row took 0.55x
-/// the time of separate products and sums on an Intel Xeon, the division by sqrt 2 made a
-/// product included.
+/// where the loop runs at AVX2 or AVX-512 width (`runtime::widest`): together with GELU's
+/// division by sqrt 2 made a product, a GELU row took 0.55x the time of separate products and
+/// sums on an Intel Xeon.
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
     // Two selects, which vectorize; NaN stays NaN, as through the graph's `Erf`.
