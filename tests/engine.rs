@@ -9,21 +9,17 @@ use std::path::{Path, PathBuf};
 
 use bertqa::pipeline::export::{export_model_folder, ExportOptions};
 use bertqa::qa::batch::PaddedBatch;
-use bertqa::qa::features::{Featurizer, Window, WindowConfig};
+use bertqa::qa::features::Window;
 use bertqa::runtime::engine::{DeviceKind, Engine, EngineConfig, EngineError};
 use bertqa::runtime::fused::Kernels;
-use common::engine::{batching_effect, cpu, real_token_correlation, sample_windows};
+use common::engine::{batching_effect, cpu, real_token_correlation, sample_batch};
 
-/// The tiny model's folder (in a temporary directory the caller keeps alive), the windows of
-/// [`sample_windows`] and those windows as one padded batch.
+/// The tiny model's folder (in a temporary directory the caller keeps alive) and its
+/// [`sample_batch`].
 fn tiny_model_and_batch() -> (tempfile::TempDir, PathBuf, Vec<Window>, PaddedBatch) {
     let dir = tempfile::tempdir().unwrap();
     let folder = common::tiny_model_folder(dir.path());
-    let featurizer =
-        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
-    let windows = sample_windows(&featurizer);
-    let refs: Vec<_> = windows.iter().collect();
-    let batch = PaddedBatch::from_windows(&refs, 0);
+    let (windows, batch) = sample_batch(&folder);
     (dir, folder, windows, batch)
 }
 
@@ -76,11 +72,7 @@ fn primitive_ops_graph_computes_what_the_fused_graph_computes() {
         ..ExportOptions::default()
     };
     export_model_folder(&dir.path().join("checkpoint"), &fused, &options).unwrap();
-    let featurizer =
-        Featurizer::from_file(&fused.join("tokenizer.json"), WindowConfig::default()).unwrap();
-    let windows = sample_windows(&featurizer);
-    let refs: Vec<_> = windows.iter().collect();
-    let batch = PaddedBatch::from_windows(&refs, 0);
+    let (_, batch) = sample_batch(&fused);
     for int8 in [false, true] {
         let (a, _) = Engine::load(&fused, &cpu(int8))
             .unwrap()
@@ -151,12 +143,7 @@ fn cuda_loads_or_says_which_provider_piece_is_missing() {
     };
     match Engine::load(&folder, &config) {
         Ok(mut engine) => {
-            let featurizer =
-                Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default())
-                    .unwrap();
-            let windows = sample_windows(&featurizer);
-            let refs: Vec<_> = windows.iter().collect();
-            let (start, _) = engine.run(&PaddedBatch::from_windows(&refs, 0)).unwrap();
+            let (start, _) = engine.run(&sample_batch(&folder).1).unwrap();
             assert!(start.iter().all(|v| v.is_finite()));
         }
         Err(EngineError::Provider(message)) => assert!(

@@ -16,10 +16,9 @@ use bertqa::onnx::smooth::Site;
 use bertqa::onnx::weights::Weights;
 use bertqa::pipeline::calibrate::{calibrate, Calibrated, Calibration};
 use bertqa::pipeline::export::{export_model_folder, ExportOptions};
-use bertqa::qa::batch::PaddedBatch;
-use bertqa::qa::features::{Featurizer, WindowConfig};
+use bertqa::qa::features::WindowConfig;
 use bertqa::runtime::engine::Engine;
-use common::engine::{assert_batch_invariant_and_close_to_fp32, cpu, sample_windows};
+use common::engine::{assert_batch_invariant_and_close_to_fp32, cpu, sample_batch};
 
 #[test]
 fn rowwise_int8_answers_do_not_depend_on_batch_mates() {
@@ -216,13 +215,9 @@ fn mixed_int8_keeps_the_feed_forward_down_projection_in_fp32() {
         all < part && part < fp32,
         "sizes: int8 {all}, mixed {part}, fp32 {fp32}"
     );
-    let featurizer =
-        Featurizer::from_file(&mixed.join("tokenizer.json"), WindowConfig::default()).unwrap();
-    let windows = sample_windows(&featurizer);
-    let refs: Vec<_> = windows.iter().collect();
     let (start, _) = Engine::load(&mixed, &cpu(true))
         .unwrap()
-        .run(&PaddedBatch::from_windows(&refs, 0))
+        .run(&sample_batch(&mixed).1)
         .unwrap();
     assert!(start.iter().all(|v| v.is_finite()));
 }

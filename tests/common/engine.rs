@@ -19,8 +19,19 @@ pub fn cpu(int8: bool) -> EngineConfig {
     }
 }
 
-/// The windows of three questions of different lengths, so a batch of them is padded.
-pub fn sample_windows(featurizer: &Featurizer) -> Vec<Window> {
+/// The windows of three questions of different lengths, tokenized with `folder`'s tokenizer,
+/// and those windows as one padded batch (the shorter ones padded).
+pub fn sample_batch(folder: &Path) -> (Vec<Window>, PaddedBatch) {
+    let featurizer =
+        Featurizer::from_file(&folder.join("tokenizer.json"), WindowConfig::default()).unwrap();
+    let windows = sample_windows(&featurizer);
+    let refs: Vec<_> = windows.iter().collect();
+    let batch = PaddedBatch::from_windows(&refs, 0);
+    (windows, batch)
+}
+
+/// The windows of three questions of different lengths.
+fn sample_windows(featurizer: &Featurizer) -> Vec<Window> {
     let pairs = [
         ("Who won?", "The Denver Broncos won Super Bowl 50."),
         ("Where was it played?", "Super Bowl 50 was played at Levi's Stadium in the San Francisco Bay Area at Santa Clara, California, on February 7, 2016."),
@@ -57,15 +68,10 @@ pub fn assert_batch_invariant_and_close_to_fp32(
     int8_folder: &Path,
     what: &str,
 ) {
-    let featurizer =
-        Featurizer::from_file(&fp32_folder.join("tokenizer.json"), WindowConfig::default())
-            .unwrap();
-    let windows = sample_windows(&featurizer);
+    let (windows, batch) = sample_batch(fp32_folder);
     let mut engine = Engine::load(int8_folder, &cpu(true)).unwrap();
     let diff = batching_effect(&mut engine, &windows);
     assert!(diff < 1e-4, "{what}: batching changed logits by {diff}");
-    let refs: Vec<_> = windows.iter().collect();
-    let batch = PaddedBatch::from_windows(&refs, 0);
     let (fp32, _) = Engine::load(fp32_folder, &cpu(false))
         .unwrap()
         .run(&batch)
