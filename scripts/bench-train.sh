@@ -14,18 +14,28 @@ model=native/models/all-MiniLM-L6-v2
 source scripts/lib/cpu.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --quiet --release --features train --bin finetune
-ours() {
-  local out; out="$(mktemp -d)"
+finetune() { # OUT, then flags of this run
+  local out="$1"; shift
   "$CARGO_TARGET_DIR/release/finetune" --model "$model" --train "$squad/train-v1.1-rebuilt.json.gz" \
     --dev "$squad/dev-v1.1.json.gz" --dev-limit 10 --train-limit "$questions" --batch-size 16 \
-    --epochs 1 --precision "$1" --out "$out" --quiet >"$out/summary.json" 2>/dev/null
+    --out "$out" --quiet "$@"
+}
+ours() {
+  local out; out="$(mktemp -d)"
+  finetune "$out" --epochs 1 --precision "$1" >"$out/summary.json" 2>/dev/null
   python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print('%d windows, %.1f s, %.2f windows/s' % (s['data']['windows'], s['train_seconds'], s['windows_per_second']))" "$out/summary.json"
   rm -rf "$out"
 }
 bf16="$(ours bf16)"
 fp32="$(ours fp32)"
-# `--precision auto`'s choice on this CPU, as src/train picks it (bf16 where the CPU has it).
-if grep -qw -e avx512_bf16 -e amx_bf16 /proc/cpuinfo; then on_bf16=" (the default on this CPU)"; on_fp32=""
+# `--precision auto`'s choice on this CPU: one step, for the line that says what it chose.
+auto_choice() {
+  local out; out="$(mktemp -d)"
+  finetune "$out" --max-steps 1 --precision auto 2>&1 >/dev/null |
+    sed -n 's/^finetune: training in \([a-z0-9]*\) .*/\1/p'
+  rm -rf "$out"
+}
+if [ "$(auto_choice)" = bf16 ]; then on_bf16=" (the default on this CPU)"; on_fp32=""
 else on_bf16=""; on_fp32=" (the default on this CPU)"; fi
 hf() { # PADDING PRECISION: the Trainer's line without its label
   "$python" bench/train_hf.py "$model" "$squad/train-v1.1-rebuilt.json.gz" "$questions" "$@" \

@@ -1,6 +1,6 @@
 //! Training works: a tiny random model memorises 16 questions (EM 100) and its exported graph
 //! answers them the same offline and served, and a run interrupted with a checkpoint then
-//! resumed has exactly the loss curve of an uninterrupted run.
+//! resumed has exactly the loss curve of an uninterrupted run, in the format it began in.
 #![cfg(feature = "train")]
 
 mod common;
@@ -240,6 +240,37 @@ fn an_interrupted_run_resumes_onto_the_same_loss_curve() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("settings differ"), "{err}");
+}
+
+#[test]
+fn a_resumed_run_keeps_its_checkpoints_precision_under_auto() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (model, data) = workspace(dir.path(), 0.0);
+    let out = dir.path().join("run");
+    let base = |precision| TrainConfig {
+        batch_size: 4,
+        precision,
+        ..config(&model, &data, &out)
+    };
+    let first = TrainConfig {
+        stop_after_steps: Some(1),
+        ..base(PrecisionChoice::Bf16)
+    };
+    let first = train(&first, &AtomicBool::new(false)).unwrap();
+    assert!(!first.finished && first.precision == "bf16", "{first:?}");
+    let state = std::fs::read_to_string(out.join("last/trainer_state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["precision"], "bf16");
+
+    // Auto would time both formats on a fresh run (and mostly pick fp32 for a model this
+    // small); a resumed one must not switch halfway.
+    let rest = TrainConfig {
+        resume: true,
+        ..base(PrecisionChoice::Auto)
+    };
+    let rest = train(&rest, &AtomicBool::new(false)).unwrap();
+    assert!(rest.finished && rest.precision == "bf16", "{rest:?}");
 }
 
 #[test]

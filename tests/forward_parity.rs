@@ -9,8 +9,9 @@ mod common;
 use std::collections::HashMap;
 
 use bertqa::model::BertConfig;
-use bertqa::train::bert::{BertForQuestionAnswering, Precision};
+use bertqa::train::bert::BertForQuestionAnswering;
 use bertqa::train::checkpoint::{load_weights, save_weights};
+use bertqa::train::precision::Precision;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 fn fixture() -> HashMap<String, Tensor> {

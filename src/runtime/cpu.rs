@@ -44,8 +44,8 @@ impl CpuFeatures {
         self.avx512_vnni || self.avx_vnni || self.amx_int8
     }
 
-    /// Whether bf16 matrix products run in hardware (AVX-512 BF16 or AMX): `--precision auto`
-    /// trains in bf16 only then.
+    /// Whether bf16 matrix products run in hardware (AVX-512 BF16 or AMX): only then is bf16
+    /// worth timing against fp32 for `--precision auto` (`train::precision`).
     pub fn has_fast_bf16(&self) -> bool {
         self.avx512_bf16 || self.amx_bf16
     }

@@ -13,26 +13,9 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use super::dropout::{dropout, keep_mask};
+use super::precision::Precision;
 
 use crate::model::BertConfig;
-
-/// Numeric format of the matrix products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    /// Everything in fp32.
-    Fp32,
-    /// bf16 matrix products (AVX-512 BF16 / AMX on CPU, tensor cores on CUDA), fp32 elsewhere.
-    Bf16,
-}
-
-impl Precision {
-    fn kind(self) -> Kind {
-        match self {
-            Precision::Fp32 => Kind::Float,
-            Precision::Bf16 => Kind::BFloat16,
-        }
-    }
-}
 
 fn normal(config: &BertConfig) -> nn::Init {
     nn::Init::Randn {

@@ -11,6 +11,7 @@ pub mod ending;
 pub mod evaluate;
 pub mod log;
 pub mod optim;
+pub mod precision;
 pub mod setup;
 pub mod state;
 pub mod trainer;

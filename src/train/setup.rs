@@ -4,8 +4,7 @@
 
 use tch::Device;
 
-use super::bert::Precision;
-use super::config::{DeviceChoice, PrecisionChoice, TrainConfig};
+use super::config::{DeviceChoice, TrainConfig};
 use super::data::{training_windows, DataStats, TrainWindow};
 use super::evaluate::DevSet;
 use super::TrainError;
@@ -13,7 +12,6 @@ use crate::model::BertConfig;
 use crate::qa::features::Featurizer;
 use crate::qa::squad::passages::hard_negatives;
 use crate::qa::squad::{load_squad, SquadVersion};
-use crate::runtime::cpu::CpuFeatures;
 
 /// The device `--device` names, or why it cannot be had.
 pub fn resolve_device(choice: DeviceChoice) -> Result<Device, TrainError> {
@@ -22,19 +20,6 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device, TrainError> {
         DeviceChoice::Auto => Ok(Device::cuda_if_available()),
         DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
         DeviceChoice::Cuda => Err(TrainError::Config("--device cuda, but libtorch sees no CUDA GPU (the CPU libtorch of setup-native.sh has none)".into())),
-    }
-}
-
-/// bf16 where the hardware has it: CUDA, or CPUs with AVX-512 BF16 or AMX (measured here on
-/// AVX-512 BF16 without AMX: 2.4x the fp32 training speed, see bench/RESULTS.md).
-pub fn resolve_precision(choice: PrecisionChoice, device: Device) -> Precision {
-    match choice {
-        PrecisionChoice::Fp32 => Precision::Fp32,
-        PrecisionChoice::Bf16 => Precision::Bf16,
-        PrecisionChoice::Auto if device.is_cuda() || CpuFeatures::detect().has_fast_bf16() => {
-            Precision::Bf16
-        }
-        PrecisionChoice::Auto => Precision::Fp32,
     }
 }
 

@@ -10,6 +10,7 @@ use tch::{nn::VarStore, Tensor};
 
 use super::checkpoint::{save_weights, write_tensors, CheckpointError};
 use super::optim::AdamW;
+use super::precision::Precision;
 use super::TrainError;
 use crate::model::BertConfig;
 
@@ -49,6 +50,10 @@ pub struct TrainerState {
     pub train_seconds: f64,
     /// `TrainConfig::curve_fingerprint` of the run.
     pub fingerprint: String,
+    /// The format the run trains in, kept by a resume under `--precision auto` (absent in
+    /// checkpoints from before it was recorded).
+    #[serde(default)]
+    pub precision: Option<Precision>,
 }
 
 /// What identifies a saved state: step, position in the epoch, and evaluations made.

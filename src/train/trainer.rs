@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tch::{nn::VarStore, Device};
 
-use super::bert::{span_loss, BertForQuestionAnswering, Precision};
+use super::bert::{span_loss, BertForQuestionAnswering};
 use super::checkpoint::load_weights;
 use super::config::TrainConfig;
 use super::data::{epoch_batches, to_tensors, TrainWindow};
@@ -18,10 +18,12 @@ use super::ending::{export_best, Ending, TrainSummary};
 use super::evaluate::evaluate;
 use super::log::RunLog;
 use super::optim::{linear_schedule, AdamW};
-use super::setup::{prepare, resolve_device, resolve_precision, Setup};
+use super::precision::{choose_precision, time_one_layer, Precision};
+use super::setup::{prepare, resolve_device, Setup};
 use super::state::{write_json, RunFolder, TrainerState};
 use super::TrainError;
 use crate::qa::batch::PaddedBatch;
+use crate::runtime::cpu::CpuFeatures;
 
 /// Trains as configured; `stop` (set by Ctrl-C) ends the run at the next step boundary with a
 /// checkpoint.
@@ -58,12 +60,10 @@ impl<'c> Run<'c> {
             tch::set_num_threads(threads.max(1) as i32);
         }
         let device = resolve_device(config.device)?;
-        let precision = resolve_precision(config.precision, device);
         let setup = prepare(config)?;
         tch::manual_seed(config.seed as i64);
         let vs = VarStore::new(device);
         let mut model = BertForQuestionAnswering::new(&vs.root(), &setup.bert_config);
-        model.set_precision(precision);
         if !config.random_init && !config.resume {
             let report = load_weights(&vs, &config.model.join("model.safetensors"))?;
             eprintln!("finetune: new (randomly initialised) parameters: {:?}; unused checkpoint tensors: {:?}", report.missing, report.unexpected);
@@ -78,7 +78,10 @@ impl<'c> Run<'c> {
             .map_or(u64::MAX, |m| m.max(1))
             .min(steps_per_epoch * config.epochs as u64);
         let warmup = (total_steps as f64 * config.warmup_ratio).round() as u64;
-        let state = initial_state(config, &folder, &vs, &mut optimizer, total_steps)?;
+        let mut state = initial_state(config, &folder, &vs, &mut optimizer, total_steps)?;
+        let precision = training_precision(config, device, &setup, &lengths, state.precision)?;
+        model.set_precision(precision);
+        state.precision = Some(precision);
         let log = RunLog::open(
             &folder.path("log.jsonl"),
             config.resume.then_some(state.step),
@@ -283,7 +286,7 @@ impl<'c> Run<'c> {
             windows_per_second: state.windows_seen as f64 / state.train_seconds.max(1e-9),
             train_seconds: state.train_seconds,
             data: self.setup.stats,
-            precision: format!("{:?}", self.precision).to_lowercase(),
+            precision: self.precision.to_string(),
             device: if self.device.is_cuda() {
                 "cuda".into()
             } else {
@@ -296,6 +299,33 @@ impl<'c> Run<'c> {
         }
         Ok(summary)
     }
+}
+
+/// The format `--precision` resolves to on `device` (with `auto`, by timing one layer on
+/// batches of the run's typical window length), said on stderr with the reason.
+fn training_precision(
+    config: &TrainConfig,
+    device: Device,
+    setup: &Setup,
+    lengths: &[usize],
+    checkpoint: Option<Precision>,
+) -> Result<Precision, TrainError> {
+    let mut sorted = lengths.to_vec();
+    sorted.sort_unstable();
+    let typical_length = sorted
+        .get(sorted.len() / 2)
+        .copied()
+        .unwrap_or(config.max_seq_len);
+    let measure = || time_one_layer(&setup.bert_config, config.batch_size, typical_length);
+    let (precision, reason) = choose_precision(
+        config.precision,
+        device,
+        checkpoint,
+        CpuFeatures::detect(),
+        measure,
+    )?;
+    eprintln!("finetune: training in {precision} ({reason})");
+    Ok(precision)
 }
 
 /// A fresh state, or with `--resume` the checkpoint's, refused when the settings that shape
