@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use bertqa::model::BertConfig;
 use bertqa::qa::squad::{load_squad, metrics};
 use bertqa::train::config::{DeviceChoice, PrecisionChoice, TrainConfig};
+use bertqa::train::precision::Precision;
 use bertqa::train::trainer::train;
 use common::server::{config as server_config, TestServer};
 
@@ -258,7 +259,10 @@ fn a_resumed_run_keeps_its_checkpoints_precision_under_auto() {
         ..base(PrecisionChoice::Bf16)
     };
     let first = train(&first, &AtomicBool::new(false)).unwrap();
-    assert!(!first.finished && first.precision == "bf16", "{first:?}");
+    assert!(
+        !first.finished && first.precision == Precision::Bf16,
+        "{first:?}"
+    );
     let state = std::fs::read_to_string(out.join("last/trainer_state.json")).unwrap();
     let state: serde_json::Value = serde_json::from_str(&state).unwrap();
     assert_eq!(state["precision"], "bf16");
@@ -270,7 +274,11 @@ fn a_resumed_run_keeps_its_checkpoints_precision_under_auto() {
         ..base(PrecisionChoice::Auto)
     };
     let rest = train(&rest, &AtomicBool::new(false)).unwrap();
-    assert!(rest.finished && rest.precision == "bf16", "{rest:?}");
+    assert!(
+        rest.finished && rest.precision == Precision::Bf16,
+        "{rest:?}"
+    );
+    assert!(rest.precision_reason.contains("checkpoint"), "{rest:?}");
 }
 
 #[test]

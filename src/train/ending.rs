@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::config::TrainConfig;
 use super::data::DataStats;
+use super::precision::Precision;
 use super::state::{EvalRecord, RunFolder};
 use super::TrainError;
 use crate::onnx::bert::WeightFormat;
@@ -33,8 +34,11 @@ pub struct TrainSummary {
     pub train_seconds: f64,
     /// What the training file became.
     pub data: DataStats,
-    /// "fp32" or "bf16".
-    pub precision: String,
+    /// The format the matrix products ran in.
+    pub precision: Precision,
+    /// Why that format: the flag, the checkpoint resumed, or the timing `--precision auto`
+    /// made (with its figures), so a slow run's record says whether a choice caused it.
+    pub precision_reason: String,
     /// "cpu" or "cuda".
     pub device: String,
 }

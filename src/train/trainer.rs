@@ -18,7 +18,7 @@ use super::ending::{export_best, Ending, TrainSummary};
 use super::evaluate::evaluate;
 use super::log::RunLog;
 use super::optim::{linear_schedule, AdamW};
-use super::precision::{choose_precision, time_one_layer, Precision};
+use super::precision::{choose_precision, time_one_layer, Precision, PrecisionReason};
 use super::setup::{prepare, resolve_device, Setup};
 use super::state::{write_json, RunFolder, TrainerState};
 use super::TrainError;
@@ -39,6 +39,7 @@ struct Run<'c> {
     setup: Setup,
     device: Device,
     precision: Precision,
+    precision_reason: PrecisionReason,
     vs: VarStore,
     model: BertForQuestionAnswering,
     optimizer: AdamW,
@@ -79,7 +80,8 @@ impl<'c> Run<'c> {
             .min(steps_per_epoch * config.epochs as u64);
         let warmup = (total_steps as f64 * config.warmup_ratio).round() as u64;
         let mut state = initial_state(config, &folder, &vs, &mut optimizer, total_steps)?;
-        let precision = training_precision(config, device, &setup, &lengths, state.precision)?;
+        let (precision, precision_reason) =
+            training_precision(config, device, &setup, &lengths, state.precision)?;
         model.set_precision(precision);
         state.precision = Some(precision);
         let log = RunLog::open(
@@ -101,6 +103,7 @@ impl<'c> Run<'c> {
             setup,
             device,
             precision,
+            precision_reason,
             vs,
             model,
             optimizer,
@@ -286,7 +289,8 @@ impl<'c> Run<'c> {
             windows_per_second: state.windows_seen as f64 / state.train_seconds.max(1e-9),
             train_seconds: state.train_seconds,
             data: self.setup.stats,
-            precision: self.precision.to_string(),
+            precision: self.precision,
+            precision_reason: self.precision_reason.to_string(),
             device: if self.device.is_cuda() {
                 "cuda".into()
             } else {
@@ -302,14 +306,14 @@ impl<'c> Run<'c> {
 }
 
 /// The format `--precision` resolves to on `device` (with `auto`, by timing one layer on
-/// batches of the run's typical window length), said on stderr with the reason.
+/// batches of the run's typical window length), and why, said on stderr too.
 fn training_precision(
     config: &TrainConfig,
     device: Device,
     setup: &Setup,
     lengths: &[usize],
     checkpoint: Option<Precision>,
-) -> Result<Precision, TrainError> {
+) -> Result<(Precision, PrecisionReason), TrainError> {
     let mut sorted = lengths.to_vec();
     sorted.sort_unstable();
     let typical_length = sorted
@@ -325,7 +329,7 @@ fn training_precision(
         measure,
     )?;
     eprintln!("finetune: training in {precision} ({reason})");
-    Ok(precision)
+    Ok((precision, reason))
 }
 
 /// A fresh state, or with `--resume` the checkpoint's, refused when the settings that shape
