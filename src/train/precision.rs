@@ -128,7 +128,8 @@ pub fn choose_precision(
 
 /// Times training steps of one randomly initialised layer of `config` on `[batch, length]`
 /// windows, the formats alternating so that a change in the machine's speed meets both.
-/// Draws from libtorch's generator (the initialisation), so it runs before a run seeds it.
+/// It draws from libtorch's generator (initialisation, dropout), which changes nothing a run
+/// computes after it: the run reseeds before every micro-batch.
 pub fn time_one_layer(
     config: &BertConfig,
     batch: usize,
@@ -228,6 +229,14 @@ mod tests {
             auto(None, avx2_only, would_pick_bf16),
             (Precision::Fp32, PrecisionReason::NoBf16Hardware, false)
         );
+        let cuda = choose_precision(
+            PrecisionChoice::Auto,
+            Device::Cuda(0),
+            None,
+            avx2_only,
+            || panic!("a GPU is not measured"),
+        );
+        assert_eq!(cuda.ok(), Some((Precision::Bf16, PrecisionReason::Cuda)));
         let would_pick_fp32 = times(10, 100);
         assert_eq!(
             auto(Some(Precision::Bf16), bf16_cpu(), would_pick_fp32),
