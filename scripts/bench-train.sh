@@ -28,11 +28,11 @@ ours() {
 }
 bf16="$(ours bf16)"
 fp32="$(ours fp32)"
-# `--precision auto`'s choice on this CPU: one step, for the line that says what it chose.
+# `--precision auto`'s choice on this CPU: one step, for the summary's `precision`.
 auto_choice() {
   local out; out="$(mktemp -d)"
-  finetune "$out" --max-steps 1 --precision auto 2>&1 >/dev/null |
-    sed -n 's/^finetune: training in \([a-z0-9]*\) .*/\1/p'
+  finetune "$out" --max-steps 1 --precision auto 2>/dev/null |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['precision'])"
   rm -rf "$out"
 }
 if [ "$(auto_choice)" = bf16 ]; then on_bf16=" (the default on this CPU)"; on_fp32=""

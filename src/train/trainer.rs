@@ -314,13 +314,16 @@ fn training_precision(
     lengths: &[usize],
     checkpoint: Option<Precision>,
 ) -> Result<(Precision, PrecisionReason), TrainError> {
-    let mut sorted = lengths.to_vec();
-    sorted.sort_unstable();
-    let typical_length = sorted
-        .get(sorted.len() / 2)
-        .copied()
-        .unwrap_or(config.max_seq_len);
-    let measure = || time_one_layer(&setup.bert_config, config.batch_size, typical_length);
+    // The median window length, worked out only where the choice needs the timing.
+    let measure = || {
+        let mut sorted = lengths.to_vec();
+        sorted.sort_unstable();
+        let typical_length = sorted
+            .get(sorted.len() / 2)
+            .copied()
+            .unwrap_or(config.max_seq_len);
+        time_one_layer(&setup.bert_config, config.batch_size, typical_length)
+    };
     let (precision, reason) = choose_precision(
         config.precision,
         device,
