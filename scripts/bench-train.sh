@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Training speed, finetune (fp32 and bf16) vs the Hugging Face Trainer (bf16 autocast, padded
 # to 384 as run_qa.py does, and with dynamic padding; and fp32 with dynamic padding, the peer of
-# `--precision auto` on a CPU without bf16), same model, same first QUESTIONS train questions
+# `--precision auto` on a CPU without bf16; on another vendor's AVX-512 CPU also with MKL's
+# AVX-512 kernels, as finetune runs them), same model, same first QUESTIONS train questions
 # (~1 window each), batch 16, side by side in one run; rewrites the "Training" section of
 # bench/RESULTS.md. Usage: scripts/bench-train.sh [SQUAD_DIR] [QUESTIONS]
 set -euo pipefail
@@ -49,6 +50,20 @@ hf_kept="$(GLIBC_TUNABLES=$kept hf dynamic bf16)"
 hf_kept_fp32="$(GLIBC_TUNABLES=$kept hf dynamic fp32)"
 rate() { sed -n 's/.* \([0-9.]*\) windows\/s.*/\1/p' <<<"$1"; }
 ratio() { python3 -c "import sys; print('%.2fx' % (float(sys.argv[1]) / float(sys.argv[2])))" "$(rate "$1")" "$(rate "$2")"; }
+# On another vendor's CPU with AVX-512, finetune lets MKL run its AVX-512 kernels
+# (src/train/mkl_paths.rs); the Trainer gets the same answer through LD_PRELOAD, so that fp32
+# is also compared kernel for kernel.
+hf_mkl_row=""; mkl_ratio=""
+flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+if ! grep -qm1 'GenuineIntel' /proc/cpuinfo && [[ "$flags" == *" avx512f "* && "$flags" == *" avx512cd "* \
+  && "$flags" == *" avx512bw "* && "$flags" == *" avx512dq "* && "$flags" == *" avx512vl "* ]]; then
+  shim="$(mktemp -d)"
+  printf 'int mkl_serv_intel_cpu_true(void) { return 1; }\n' | gcc -x c -shared -fPIC -o "$shim/mkl.so" -
+  hf_mkl="$(LD_PRELOAD="$shim/mkl.so" GLIBC_TUNABLES=$kept hf dynamic fp32)"
+  rm -rf "$shim"
+  hf_mkl_row=$'\n'"| the same, MKL's AVX-512 kernels as \`finetune\` runs them (\`LD_PRELOAD\`) | $hf_mkl |"
+  mkl_ratio=" ($(ratio "$fp32" "$hf_mkl") against the Trainer given MKL's AVX-512 kernels too)"
+fi
 section="$(cat <<MD
 <!-- train:begin -->
 ## Training (all-MiniLM-L6-v2 + QA head, first $questions SQuAD v1.1 train questions, batch 16)
@@ -63,10 +78,10 @@ Training steps only (data preparation and evaluation excluded), one epoch.
 | HF Trainer, bf16 autocast, padded to 384 (run_qa.py default) | $hf_pad |
 | HF Trainer, bf16 autocast, dynamic padding + group_by_length | $hf_dyn |
 | the same, glibc malloc keeping freed memory (\`GLIBC_TUNABLES\`) | $hf_kept |
-| HF Trainer, fp32, dynamic padding + group_by_length, glibc keeping freed memory | $hf_kept_fp32 |
+| HF Trainer, fp32, dynamic padding + group_by_length, glibc keeping freed memory | $hf_kept_fp32 |$hf_mkl_row
 
 Against the best-configured Trainer of the same precision: bf16 $(ratio "$bf16" "$hf_kept"),
-fp32 $(ratio "$fp32" "$hf_kept_fp32").
+fp32 $(ratio "$fp32" "$hf_kept_fp32")$mkl_ratio.
 <!-- train:end -->
 MD
 )"

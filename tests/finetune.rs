@@ -338,3 +338,29 @@ fn bad_settings_and_files_are_clear_errors() {
         assert!(err.contains(expected), "expected '{expected}' in: {err}");
     }
 }
+
+/// libtorch's MKL asks `mkl_serv_intel_cpu_true` whether it may run its Intel (AVX-512) paths;
+/// `finetune` answers it (`train::mkl_paths`) only if the dynamic linker binds libtorch's call
+/// to the binary's export rather than to MKL's own definition.
+#[test]
+fn the_binary_answers_mkls_vendor_check() {
+    let binary = env!("CARGO_BIN_EXE_finetune");
+    let output = std::process::Command::new(binary)
+        .arg("--help")
+        .env("LD_BIND_NOW", "1")
+        .env("LD_DEBUG", "bindings")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    let binding = log
+        .lines()
+        .find(|line| {
+            line.contains("libtorch_cpu.so") && line.ends_with("`mkl_serv_intel_cpu_true'")
+        })
+        .expect("libtorch calls mkl_serv_intel_cpu_true");
+    assert!(
+        binding.contains(&format!(" to {binary} ")),
+        "bound elsewhere: {binding}"
+    );
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use bertqa::train::config::TrainConfig;
+use bertqa::train::mkl_paths;
 use bertqa::train::trainer::train;
 
 /// jemalloc for the whole process, libtorch's C++ allocations included (the crate exports
@@ -23,6 +24,16 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// steps ~1.8x slower, bench/RESULTS.md). [`purge_unused_pages`] bounds what is kept.
 #[export_name = "malloc_conf"]
 static JEMALLOC_OPTIONS: &[u8; 36] = b"dirty_decay_ms:-1,muzzy_decay_ms:-1\0";
+
+/// MKL's question "is this an Intel CPU?", answered by [`mkl_paths::intel_paths_allowed`] so
+/// that AMD CPUs with AVX-512 get MKL's AVX-512 kernels for fp32 products instead of its AVX2
+/// ones. The linker puts it in this binary's dynamic symbol table, as libtorch_cpu, which this
+/// binary links, defines it too; so the dynamic linker binds libtorch's calls to this one
+/// (tests/finetune.rs checks the binding).
+#[export_name = "mkl_serv_intel_cpu_true"]
+pub extern "C" fn mkl_may_take_its_intel_paths() -> std::ffi::c_int {
+    mkl_paths::intel_paths_allowed().into()
+}
 
 /// How often the pages no allocation uses go back to the kernel. Every batch has its own
 /// padded length, so freed blocks rarely fit the next step's tensors exactly and kept pages
@@ -53,6 +64,12 @@ fn purge_unused_pages() {
 
 fn main() -> ExitCode {
     let config = TrainConfig::parse();
+    if mkl_paths::overrides_mkl() {
+        eprintln!(
+            "finetune: fp32 products run MKL's AVX-512 kernels on this non-Intel CPU ({}=off keeps MKL's AVX2 ones)",
+            mkl_paths::SETTING
+        );
+    }
     std::thread::spawn(|| loop {
         std::thread::sleep(PURGE_INTERVAL);
         purge_unused_pages();

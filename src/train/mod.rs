@@ -10,6 +10,7 @@ pub mod dropout;
 pub mod ending;
 pub mod evaluate;
 pub mod log;
+pub mod mkl_paths;
 pub mod optim;
 pub mod precision;
 pub mod setup;
