@@ -2,7 +2,7 @@
 //! library, asks `mkl_serv_intel_cpu_true` before it looks at the instruction sets, and on a
 //! CPU not made by Intel it takes its generic path: AVX2 kernels, even where the CPU has
 //! AVX-512. On a Zen 5 that kernel was 74% of an fp32 training step; letting MKL take its
-//! AVX-512 path there made fp32 training 1.88x faster (bench/RESULTS.md, "Training"). The
+//! AVX-512 path there made fp32 training 1.7-2.0x faster (bench/RESULTS.md, "Training"). The
 //! `finetune` binary answers that question with [`intel_paths_allowed`] by exporting the
 //! symbol, which the dynamic linker binds ahead of libtorch's own. bf16 products go through
 //! oneDNN, which dispatches on the instruction sets alone, and do not change.
