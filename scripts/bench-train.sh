@@ -29,14 +29,15 @@ ours() {
 }
 bf16="$(ours bf16)"
 fp32="$(ours fp32)"
-# `--precision auto`'s choice on this CPU: one step, for the summary's `precision`.
-auto_choice() {
-  local out; out="$(mktemp -d)"
-  finetune "$out" --max-steps 1 --precision auto 2>/dev/null |
-    python3 -c "import json,sys; print(json.load(sys.stdin)['precision'])"
-  rm -rf "$out"
-}
-if [ "$(auto_choice)" = bf16 ]; then on_bf16=" (the default on this CPU)"; on_fp32=""
+# One step with `--precision auto`: its choice on this CPU (the summary's `precision`), and
+# whether finetune lets MKL run its AVX-512 kernels here (it says so on stderr;
+# src/train/mkl_paths.rs), so the Trainer below gets the same kernels exactly then.
+probe="$(mktemp -d)"
+finetune "$probe" --max-steps 1 --precision auto >"$probe/summary.json" 2>"$probe/stderr"
+auto="$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['precision'])" "$probe/summary.json")"
+mkl_avx512=0; grep -q "MKL's AVX-512 kernels" "$probe/stderr" && mkl_avx512=1
+rm -rf "$probe"
+if [ "$auto" = bf16 ]; then on_bf16=" (the default on this CPU)"; on_fp32=""
 else on_bf16=""; on_fp32=" (the default on this CPU)"; fi
 hf() { # PADDING PRECISION: the Trainer's line without its label
   "$python" bench/train_hf.py "$model" "$squad/train-v1.1-rebuilt.json.gz" "$questions" "$@" \
@@ -50,13 +51,10 @@ hf_kept="$(GLIBC_TUNABLES=$kept hf dynamic bf16)"
 hf_kept_fp32="$(GLIBC_TUNABLES=$kept hf dynamic fp32)"
 rate() { sed -n 's/.* \([0-9.]*\) windows\/s.*/\1/p' <<<"$1"; }
 ratio() { python3 -c "import sys; print('%.2fx' % (float(sys.argv[1]) / float(sys.argv[2])))" "$(rate "$1")" "$(rate "$2")"; }
-# On another vendor's CPU with AVX-512, finetune lets MKL run its AVX-512 kernels
-# (src/train/mkl_paths.rs); the Trainer gets the same answer through LD_PRELOAD, so that fp32
-# is also compared kernel for kernel.
+# Where finetune runs MKL's AVX-512 kernels, the Trainer gets the same answer to MKL's vendor
+# check through LD_PRELOAD, so that fp32 is also compared kernel for kernel.
 hf_mkl_row=""; mkl_ratio=""
-flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
-if ! grep -qm1 'GenuineIntel' /proc/cpuinfo && [[ "$flags" == *" avx512f "* && "$flags" == *" avx512cd "* \
-  && "$flags" == *" avx512bw "* && "$flags" == *" avx512dq "* && "$flags" == *" avx512vl "* ]]; then
+if [ "$mkl_avx512" = 1 ]; then
   shim="$(mktemp -d)"
   printf 'int mkl_serv_intel_cpu_true(void) { return 1; }\n' | gcc -x c -shared -fPIC -o "$shim/mkl.so" -
   hf_mkl="$(LD_PRELOAD="$shim/mkl.so" GLIBC_TUNABLES=$kept hf dynamic fp32)"
