@@ -8,6 +8,7 @@
 //! The Hugging Face Trainer's default on torch 2.8 and later, `adamw_torch_fused`, does the
 //! same. Elements are independent, so every vector width gives the same bits.
 
+use super::omp_team;
 use crate::runtime::widest::{run_widest, Vectorized};
 
 /// The constants of one update, the same for every element of every parameter of a group.
@@ -41,9 +42,29 @@ pub struct ParamSlices<'a> {
     pub second: &'a mut [f32],
 }
 
-/// One AdamW step over `p`, at the widest vectors this CPU has.
+/// The fewest elements worth a thread of their own: well above the cost of waking the team.
+const MIN_PART: usize = 1 << 16;
+
+/// One AdamW step over `p`, at the widest vectors this CPU has, large parameters split over
+/// libtorch's threads ([`omp_team`]: each element's update is its own).
 pub fn update(p: ParamSlices<'_>, c: Coefficients) {
-    run_widest(Update(p, c));
+    let cuts = omp_team::ranges(p.value.len(), 64, MIN_PART);
+    let value = omp_team::split_mut(p.value, &cuts);
+    let grad = omp_team::split_mut(p.grad, &cuts);
+    let first = omp_team::split_mut(p.first, &cuts);
+    let second = omp_team::split_mut(p.second, &cuts);
+    let parts: Vec<ParamSlices> = value
+        .into_iter()
+        .zip(grad)
+        .zip(first.into_iter().zip(second))
+        .map(|((value, grad), (first, second))| ParamSlices {
+            value,
+            grad,
+            first,
+            second,
+        })
+        .collect();
+    omp_team::run_parts(parts, |part| run_widest(Update(part, c)));
 }
 
 /// [`update`]'s work, compiled at each width by [`run_widest`]: square root and division
@@ -112,8 +133,10 @@ mod tests {
 
     #[test]
     fn every_width_gives_the_bits_of_the_plain_loop() {
-        // Lengths around the 16-lane vectors and their unrolled loops, tails included.
-        for len in [1, 15, 16, 17, 63, 64, 65, 1000, 4099] {
+        // Lengths around the 16-lane vectors and their unrolled loops, tails included, and one
+        // that `update` splits over a team of two threads.
+        tch::set_num_threads(2);
+        for len in [1, 15, 16, 17, 63, 64, 65, 1000, 4099, 3 * MIN_PART + 7] {
             let want = run(len, |p, c| Width::Baseline.run(Update(p, c)));
             assert_eq!(run(len, update), want, "length {len}");
             for width in Width::every() {

@@ -12,6 +12,7 @@
 use half::bf16;
 use tch::{Device, Kind, Tensor};
 
+use super::omp_team;
 use crate::qa::random::splitmix64_at;
 
 /// Resolution of the drop probability: each element draws 16 random bits.
@@ -22,6 +23,12 @@ const PER_WORD: usize = 4;
 
 /// Words drawn together: 32 elements, one 512-bit vector of bf16.
 const WORDS_PER_BLOCK: usize = 8;
+
+/// Mask elements of one block.
+const BLOCK: usize = WORDS_PER_BLOCK * PER_WORD;
+
+/// The fewest elements worth a thread of their own: well above the cost of waking the team.
+const MIN_PART: usize = 1 << 16;
 
 /// The keep mask of one dropout: 0 where dropped, 1 where kept, and the factor that restores
 /// the expected value of the kept elements.
@@ -92,7 +99,7 @@ fn filled<T: MaskElement>(size: &[i64], key: u64, threshold: u16, kept: T) -> Te
 }
 
 /// The element types masks are written in: f32, and bf16 as its bits.
-trait MaskElement: Copy + Default {
+trait MaskElement: Copy + Default + Send + Sync {
     /// The tensor kind whose elements are this type's bits.
     const KIND: Kind;
 }
@@ -106,40 +113,57 @@ impl MaskElement for u16 {
 }
 
 /// Element `i` of `out` <- `kept` when 16 bits of `splitmix64_at(key, i / 4)` reach
-/// `threshold`, else zero; at the widest vectors this CPU has.
+/// `threshold`, else zero; in whole blocks per thread of libtorch's team ([`omp_team`]: an
+/// element's value depends on its index only, so the split changes no bit).
 fn fill<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T) {
+    let cuts = omp_team::ranges(out.len(), BLOCK, MIN_PART);
+    let first_words = cuts.iter().map(|r| (r.start / PER_WORD) as u64);
+    let parts: Vec<(u64, &mut [T])> = first_words.zip(omp_team::split_mut(out, &cuts)).collect();
+    omp_team::run_parts(parts, |(first_word, part)| {
+        fill_from(part, key, first_word, threshold, kept)
+    });
+}
+
+/// The part of a mask that starts at word `first_word`, at the widest vectors this CPU has.
+fn fill_from<T: MaskElement>(out: &mut [T], key: u64, first_word: u64, threshold: u16, kept: T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
         if has!("avx512f") && has!("avx512dq") && has!("avx512bw") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { fill_avx512(out, key, threshold, kept) };
+            return unsafe { fill_avx512(out, key, first_word, threshold, kept) };
         }
         if has!("avx2") {
             // SAFETY: as above.
-            return unsafe { fill_avx2(out, key, threshold, kept) };
+            return unsafe { fill_avx2(out, key, first_word, threshold, kept) };
         }
     }
-    fill_blocks(out, key, threshold, kept);
+    fill_blocks(out, key, first_word, threshold, kept);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
-unsafe fn fill_avx512<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T) {
-    fill_blocks(out, key, threshold, kept);
+unsafe fn fill_avx512<T: MaskElement>(
+    out: &mut [T],
+    key: u64,
+    first: u64,
+    threshold: u16,
+    kept: T,
+) {
+    fill_blocks(out, key, first, threshold, kept);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_avx2<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T) {
-    fill_blocks(out, key, threshold, kept);
+unsafe fn fill_avx2<T: MaskElement>(out: &mut [T], key: u64, first: u64, threshold: u16, kept: T) {
+    fill_blocks(out, key, first, threshold, kept);
 }
 
-/// [`fill`]'s arithmetic, inlined into each width's function so that its loops compile at
-/// that width: whole blocks of eight words as arrays (which the compiler keeps in vector
-/// registers), then the last elements word by word.
+/// [`fill`]'s arithmetic for a part starting at word `first_word`, inlined into each width's
+/// function so that its loops compile at that width: whole blocks of eight words as arrays
+/// (which the compiler keeps in vector registers), then the last elements word by word.
 #[inline(always)]
-fn fill_blocks<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T) {
+fn fill_blocks<T: MaskElement>(out: &mut [T], key: u64, first_word: u64, threshold: u16, kept: T) {
     let pick = |bits: u16| {
         if bits >= threshold {
             kept
@@ -147,18 +171,17 @@ fn fill_blocks<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T)
             T::default()
         }
     };
-    let block = WORDS_PER_BLOCK * PER_WORD;
-    let whole = out.len() / block;
-    let (blocks, rest) = out.split_at_mut(whole * block);
-    for (b, chunk) in blocks.chunks_exact_mut(block).enumerate() {
-        let first = (b * WORDS_PER_BLOCK) as u64;
+    let whole = out.len() / BLOCK;
+    let (blocks, rest) = out.split_at_mut(whole * BLOCK);
+    for (b, chunk) in blocks.chunks_exact_mut(BLOCK).enumerate() {
+        let first = first_word + (b * WORDS_PER_BLOCK) as u64;
         let words: [u64; WORDS_PER_BLOCK] =
             std::array::from_fn(|w| splitmix64_at(key, first + w as u64));
         for (k, value) in chunk.iter_mut().enumerate() {
             *value = pick((words[k / PER_WORD] >> (16 * (k % PER_WORD))) as u16);
         }
     }
-    let first = (whole * WORDS_PER_BLOCK) as u64;
+    let first = first_word + (whole * WORDS_PER_BLOCK) as u64;
     for (w, group) in rest.chunks_mut(PER_WORD).enumerate() {
         let bits = splitmix64_at(key, first + w as u64);
         for (j, value) in group.iter_mut().enumerate() {
@@ -218,34 +241,44 @@ mod tests {
             .collect()
     }
 
-    /// One way of writing a mask.
-    type Fill<T> = fn(&mut [T], u64, u16, T);
+    /// One way of writing the part of a mask that starts at a given word.
+    type Fill<T> = fn(&mut [T], u64, u64, u16, T);
 
-    /// Every width this CPU runs (and the portable loop) against the definition, at lengths
-    /// around the blocks' 32 elements and the words' 4.
+    /// Every width this CPU runs (and the portable loop) against the definition, each writing
+    /// the mask as two parts cut at a block, at lengths around the blocks' 32 elements and the
+    /// words' 4; and the whole mask split over a team of two threads.
     fn every_width_matches<T: MaskElement + PartialEq + std::fmt::Debug>(kept: T) {
         let key = 0x0123_4567_89AB_CDEF;
-        for len in [0, 1, 3, 4, 5, 31, 32, 33, 64, 1_003] {
+        tch::set_num_threads(2);
+        for len in [0, 1, 3, 4, 5, 31, 32, 33, 64, 1_003, 3 * MIN_PART + 5] {
             let expected = reference(len, key, 6_554, kept);
             let mut ways: Vec<(&str, Fill<T>)> =
-                vec![("portable", fill_blocks), ("dispatched", fill)];
+                vec![("portable", fill_blocks), ("dispatched", fill_from)];
             #[cfg(target_arch = "x86_64")]
             {
                 use std::arch::is_x86_feature_detected as has;
                 if has!("avx2") {
                     // SAFETY: the CPU has AVX2.
-                    ways.push(("avx2", |o, k, t, v| unsafe { fill_avx2(o, k, t, v) }));
+                    ways.push(("avx2", |o, k, f, t, v| unsafe { fill_avx2(o, k, f, t, v) }));
                 }
                 if has!("avx512f") && has!("avx512dq") && has!("avx512bw") {
                     // SAFETY: the CPU has these features.
-                    ways.push(("avx512", |o, k, t, v| unsafe { fill_avx512(o, k, t, v) }));
+                    ways.push(("avx512", |o, k, f, t, v| unsafe {
+                        fill_avx512(o, k, f, t, v)
+                    }));
                 }
             }
+            let cut = len / 2 / BLOCK * BLOCK;
             for (name, way) in ways {
                 let mut out = vec![kept; len];
-                way(&mut out, key, 6_554, kept);
+                let (head, tail) = out.split_at_mut(cut);
+                way(head, key, 0, 6_554, kept);
+                way(tail, key, (cut / PER_WORD) as u64, 6_554, kept);
                 assert_eq!(out, expected, "{name}, {len} elements");
             }
+            let mut out = vec![kept; len];
+            fill(&mut out, key, 6_554, kept);
+            assert_eq!(out, expected, "the team, {len} elements");
         }
     }
 

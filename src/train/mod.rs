@@ -11,6 +11,7 @@ pub mod ending;
 pub mod evaluate;
 pub mod log;
 pub mod mkl_paths;
+pub mod omp_team;
 pub mod optim;
 pub mod precision;
 pub mod setup;
