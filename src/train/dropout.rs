@@ -5,7 +5,8 @@
 //! of every training step, attention probabilities being the largest tensors of BERT. Here
 //! element `i` of a mask is a pure function of `(key, i)` (SplitMix64), so the mask does not
 //! depend on how it is computed: eight words at a time in vector registers (AVX-512 or AVX2
-//! where the CPU has them), into the tensor's own memory. The key is one draw from libtorch's
+//! where the CPU has them), into the tensor's own memory, in parts on libtorch's own threads
+//! ([`super::omp_team`]). The key is one draw from libtorch's
 //! generator, so `tch::manual_seed` still fixes every mask, which is what lets `--resume`
 //! replay a run. Tensors on a GPU use libtorch's own dropout.
 
@@ -146,17 +147,23 @@ fn fill_from<T: MaskElement>(out: &mut [T], key: u64, first_word: u64, threshold
 unsafe fn fill_avx512<T: MaskElement>(
     out: &mut [T],
     key: u64,
-    first: u64,
+    first_word: u64,
     threshold: u16,
     kept: T,
 ) {
-    fill_blocks(out, key, first, threshold, kept);
+    fill_blocks(out, key, first_word, threshold, kept);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_avx2<T: MaskElement>(out: &mut [T], key: u64, first: u64, threshold: u16, kept: T) {
-    fill_blocks(out, key, first, threshold, kept);
+unsafe fn fill_avx2<T: MaskElement>(
+    out: &mut [T],
+    key: u64,
+    first_word: u64,
+    threshold: u16,
+    kept: T,
+) {
+    fill_blocks(out, key, first_word, threshold, kept);
 }
 
 /// [`fill`]'s arithmetic for a part starting at word `first_word`, inlined into each width's
