@@ -42,13 +42,10 @@ pub struct ParamSlices<'a> {
     pub second: &'a mut [f32],
 }
 
-/// The fewest elements worth a thread of their own: well above the cost of waking the team.
-const MIN_PART: usize = 1 << 16;
-
 /// One AdamW step over `p`, at the widest vectors this CPU has, large parameters split over
 /// libtorch's threads ([`omp_team`]: each element's update is its own).
 pub fn update(p: ParamSlices<'_>, c: Coefficients) {
-    let cuts = omp_team::ranges(p.value.len(), 64, MIN_PART);
+    let cuts = omp_team::ranges(p.value.len(), 64);
     let value = omp_team::split_mut(p.value, &cuts);
     let grad = omp_team::split_mut(p.grad, &cuts);
     let first = omp_team::split_mut(p.first, &cuts);
@@ -136,7 +133,18 @@ mod tests {
         // Lengths around the 16-lane vectors and their unrolled loops, tails included, and one
         // that `update` splits over a team of two threads.
         tch::set_num_threads(2);
-        for len in [1, 15, 16, 17, 63, 64, 65, 1000, 4099, 3 * MIN_PART + 7] {
+        for len in [
+            1,
+            15,
+            16,
+            17,
+            63,
+            64,
+            65,
+            1000,
+            4099,
+            3 * omp_team::MIN_PART + 7,
+        ] {
             let want = run(len, |p, c| Width::Baseline.run(Update(p, c)));
             assert_eq!(run(len, update), want, "length {len}");
             for width in Width::every() {

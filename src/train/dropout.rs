@@ -28,9 +28,6 @@ const WORDS_PER_BLOCK: usize = 8;
 /// Mask elements of one block.
 const BLOCK: usize = WORDS_PER_BLOCK * PER_WORD;
 
-/// The fewest elements worth a thread of their own: well above the cost of waking the team.
-const MIN_PART: usize = 1 << 16;
-
 /// The keep mask of one dropout: 0 where dropped, 1 where kept, and the factor that restores
 /// the expected value of the kept elements.
 pub struct KeepMask {
@@ -117,7 +114,7 @@ impl MaskElement for u16 {
 /// `threshold`, else zero; in whole blocks per thread of libtorch's team ([`omp_team`]: an
 /// element's value depends on its index only, so the split changes no bit).
 fn fill<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T) {
-    let cuts = omp_team::ranges(out.len(), BLOCK, MIN_PART);
+    let cuts = omp_team::ranges(out.len(), BLOCK);
     let first_words = cuts.iter().map(|r| (r.start / PER_WORD) as u64);
     let parts: Vec<(u64, &mut [T])> = first_words.zip(omp_team::split_mut(out, &cuts)).collect();
     omp_team::run_parts(parts, |(first_word, part)| {
@@ -257,7 +254,19 @@ mod tests {
     fn every_width_matches<T: MaskElement + PartialEq + std::fmt::Debug>(kept: T) {
         let key = 0x0123_4567_89AB_CDEF;
         tch::set_num_threads(2);
-        for len in [0, 1, 3, 4, 5, 31, 32, 33, 64, 1_003, 3 * MIN_PART + 5] {
+        for len in [
+            0,
+            1,
+            3,
+            4,
+            5,
+            31,
+            32,
+            33,
+            64,
+            1_003,
+            3 * omp_team::MIN_PART + 5,
+        ] {
             let expected = reference(len, key, 6_554, kept);
             let mut ways: Vec<(&str, Fill<T>)> =
                 vec![("portable", fill_blocks), ("dispatched", fill_from)];

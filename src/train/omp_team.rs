@@ -60,11 +60,15 @@ pub fn threads() -> usize {
     runtime().map_or(1, |r| unsafe { (r.max_threads)() }.max(1) as usize)
 }
 
-/// `0..len` cut into at most [`threads`] consecutive ranges of at least `min_len` elements,
-/// each starting at a multiple of `align`: one range when `len` is too short to share, none
-/// when it is 0.
-pub fn ranges(len: usize, align: usize, min_len: usize) -> Vec<Range<usize>> {
-    let parts = threads().min(len / min_len.max(1)).max(1);
+/// The fewest elements worth a thread of their own, for the loops split here (a mask's
+/// elements, a parameter's floats): well above the cost of waking the team.
+pub const MIN_PART: usize = 1 << 16;
+
+/// `0..len` cut into at most [`threads`] consecutive ranges of at least [`MIN_PART`] elements
+/// (the last may be a few `align`s short), each starting at a multiple of `align`: one range
+/// when `len` is too short to share, none when it is 0.
+pub fn ranges(len: usize, align: usize) -> Vec<Range<usize>> {
+    let parts = threads().min(len / MIN_PART).max(1);
     let step = len.div_ceil(parts).div_ceil(align) * align;
     (0..len)
         .step_by(step.max(1))
@@ -153,8 +157,15 @@ mod tests {
     #[test]
     fn ranges_cover_everything_once_at_aligned_starts() {
         tch::set_num_threads(3);
-        for (len, align, min_len) in [(0, 32, 1), (10, 32, 1), (1_000, 32, 1), (1_000, 32, 600)] {
-            let ranges = ranges(len, align, min_len);
+        let long = 3 * MIN_PART + 1_000;
+        for (len, align) in [
+            (0, 32),
+            (10, 32),
+            (MIN_PART + 7, 32),
+            (long, 32),
+            (long, 64),
+        ] {
+            let ranges = ranges(len, align);
             assert!(ranges.len() <= 3, "{len}: {ranges:?}");
             let mut next = 0;
             for r in &ranges {
@@ -164,15 +175,15 @@ mod tests {
             }
             assert_eq!(next, len);
         }
-        assert_eq!(ranges(1_000, 32, 600).len(), 1);
-        assert_eq!(ranges(1_000, 32, 1).len(), 3);
+        assert_eq!(ranges(2 * MIN_PART - 1, 32).len(), 1);
+        assert_eq!(ranges(long, 32).len(), 3);
     }
 
     #[test]
     fn every_part_runs_once() {
         tch::set_num_threads(2);
-        let mut data: Vec<u64> = vec![0; 100_000];
-        let cuts = ranges(data.len(), 32, 1);
+        let mut data: Vec<u64> = vec![0; 2 * MIN_PART + 100];
+        let cuts = ranges(data.len(), 32);
         assert_eq!(cuts.len(), 2);
         let starts = cuts.iter().map(|r| r.start);
         let parts: Vec<(usize, &mut [u64])> = starts.zip(split_mut(&mut data, &cuts)).collect();
