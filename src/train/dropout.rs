@@ -92,7 +92,14 @@ fn filled<T: MaskElement>(size: &[i64], key: u64, threshold: u16, kept: T) -> Te
     // SAFETY: a fresh contiguous CPU tensor of `numel` elements of `T::KIND`, whose elements
     // are `T`s, which nothing else references until this function returns it.
     let out = unsafe { std::slice::from_raw_parts_mut(mask.data_ptr().cast::<T>(), numel) };
-    fill(out, key, threshold, kept);
+    fill(
+        out,
+        Mask {
+            key,
+            threshold,
+            kept,
+        },
+    );
     mask
 }
 
@@ -110,64 +117,65 @@ impl MaskElement for u16 {
     const KIND: Kind = Kind::BFloat16;
 }
 
-/// Element `i` of `out` <- `kept` when 16 bits of `splitmix64_at(key, i / 4)` reach
-/// `threshold`, else zero; in whole blocks per thread of libtorch's team ([`omp_team`]: an
-/// element's value depends on its index only, so the split changes no bit).
-fn fill<T: MaskElement>(out: &mut [T], key: u64, threshold: u16, kept: T) {
+/// What a mask is, whatever part of it is written: element `i` is `kept` when 16 bits of
+/// `splitmix64_at(key, i / 4)` reach `threshold`, else zero.
+#[derive(Clone, Copy)]
+struct Mask<T> {
+    key: u64,
+    threshold: u16,
+    kept: T,
+}
+
+/// The whole of `mask` into `out`, in whole blocks per thread of libtorch's team
+/// ([`omp_team`]: an element's value depends on its index only, so the split changes no bit).
+fn fill<T: MaskElement>(out: &mut [T], mask: Mask<T>) {
     let cuts = omp_team::ranges(out.len(), BLOCK);
     let first_words = cuts.iter().map(|r| (r.start / PER_WORD) as u64);
     let parts: Vec<(u64, &mut [T])> = first_words.zip(omp_team::split_mut(out, &cuts)).collect();
     omp_team::run_parts(parts, |(first_word, part)| {
-        fill_from(part, key, first_word, threshold, kept)
+        fill_from(part, first_word, mask)
     });
 }
 
-/// The part of a mask that starts at word `first_word`, at the widest vectors this CPU has.
-fn fill_from<T: MaskElement>(out: &mut [T], key: u64, first_word: u64, threshold: u16, kept: T) {
+/// The part of `mask` that starts at word `first_word`, at the widest vectors this CPU has.
+fn fill_from<T: MaskElement>(out: &mut [T], first_word: u64, mask: Mask<T>) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
         if has!("avx512f") && has!("avx512dq") && has!("avx512bw") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { fill_avx512(out, key, first_word, threshold, kept) };
+            return unsafe { fill_avx512(out, first_word, mask) };
         }
         if has!("avx2") {
             // SAFETY: as above.
-            return unsafe { fill_avx2(out, key, first_word, threshold, kept) };
+            return unsafe { fill_avx2(out, first_word, mask) };
         }
     }
-    fill_blocks(out, key, first_word, threshold, kept);
+    fill_blocks(out, first_word, mask);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
-unsafe fn fill_avx512<T: MaskElement>(
-    out: &mut [T],
-    key: u64,
-    first_word: u64,
-    threshold: u16,
-    kept: T,
-) {
-    fill_blocks(out, key, first_word, threshold, kept);
+unsafe fn fill_avx512<T: MaskElement>(out: &mut [T], first_word: u64, mask: Mask<T>) {
+    fill_blocks(out, first_word, mask);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_avx2<T: MaskElement>(
-    out: &mut [T],
-    key: u64,
-    first_word: u64,
-    threshold: u16,
-    kept: T,
-) {
-    fill_blocks(out, key, first_word, threshold, kept);
+unsafe fn fill_avx2<T: MaskElement>(out: &mut [T], first_word: u64, mask: Mask<T>) {
+    fill_blocks(out, first_word, mask);
 }
 
 /// [`fill`]'s arithmetic for a part starting at word `first_word`, inlined into each width's
 /// function so that its loops compile at that width: whole blocks of eight words as arrays
 /// (which the compiler keeps in vector registers), then the last elements word by word.
 #[inline(always)]
-fn fill_blocks<T: MaskElement>(out: &mut [T], key: u64, first_word: u64, threshold: u16, kept: T) {
+fn fill_blocks<T: MaskElement>(out: &mut [T], first_word: u64, mask: Mask<T>) {
+    let Mask {
+        key,
+        threshold,
+        kept,
+    } = mask;
     let pick = |bits: u16| {
         if bits >= threshold {
             kept
@@ -246,7 +254,7 @@ mod tests {
     }
 
     /// One way of writing the part of a mask that starts at a given word.
-    type Fill<T> = fn(&mut [T], u64, u64, u16, T);
+    type Fill<T> = fn(&mut [T], u64, Mask<T>);
 
     /// Every width this CPU runs (and the portable loop) against the definition, each writing
     /// the mask as two parts cut at a block, at lengths around the blocks' 32 elements and the
@@ -268,6 +276,11 @@ mod tests {
             3 * omp_team::MIN_PART + 5,
         ] {
             let expected = reference(len, key, 6_554, kept);
+            let mask = Mask {
+                key,
+                threshold: 6_554,
+                kept,
+            };
             let mut ways: Vec<(&str, Fill<T>)> =
                 vec![("portable", fill_blocks), ("dispatched", fill_from)];
             #[cfg(target_arch = "x86_64")]
@@ -275,25 +288,23 @@ mod tests {
                 use std::arch::is_x86_feature_detected as has;
                 if has!("avx2") {
                     // SAFETY: the CPU has AVX2.
-                    ways.push(("avx2", |o, k, f, t, v| unsafe { fill_avx2(o, k, f, t, v) }));
+                    ways.push(("avx2", |o, f, m| unsafe { fill_avx2(o, f, m) }));
                 }
                 if has!("avx512f") && has!("avx512dq") && has!("avx512bw") {
                     // SAFETY: the CPU has these features.
-                    ways.push(("avx512", |o, k, f, t, v| unsafe {
-                        fill_avx512(o, k, f, t, v)
-                    }));
+                    ways.push(("avx512", |o, f, m| unsafe { fill_avx512(o, f, m) }));
                 }
             }
             let cut = len / 2 / BLOCK * BLOCK;
             for (name, way) in ways {
                 let mut out = vec![kept; len];
                 let (head, tail) = out.split_at_mut(cut);
-                way(head, key, 0, 6_554, kept);
-                way(tail, key, (cut / PER_WORD) as u64, 6_554, kept);
+                way(head, 0, mask);
+                way(tail, (cut / PER_WORD) as u64, mask);
                 assert_eq!(out, expected, "{name}, {len} elements");
             }
             let mut out = vec![kept; len];
-            fill(&mut out, key, 6_554, kept);
+            fill(&mut out, mask);
             assert_eq!(out, expected, "the team, {len} elements");
         }
     }
