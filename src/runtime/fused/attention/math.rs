@@ -5,38 +5,31 @@
 //! Every CPU must give the same answers, so the arithmetic is fixed per element, whatever the
 //! vector width: each score and each context value is one chain of fused multiply-adds in
 //! index order, exp is one polynomial, and a row's sum runs over 32 lanes (key index mod 32)
-//! added at the end in one fixed tree of halves ([`tree`]). A [`Block`] is 32 lanes at any
+//! added at the end in one fixed tree of halves ([`Block::total`]). A [`Block`] is 32 lanes at any
 //! width (two AVX-512 registers or four AVX2 ones), so only the registers differ between
 //! widths, not the bits.
 
 /// Lanes of a [`Block`]: keys per score tile, head columns per context chunk.
 pub const BLOCK: usize = 32;
 
-/// Below this, exp is taken as 0: its result would be subnormal, which the exponent trick
-/// below cannot build (and it adds nothing to a sum that holds the row maximum's 1.0).
-pub const EXP_FLOOR: f32 = -86.0;
+/// Below this, exp is taken as 0: under 2e-15 of the row maximum's 1.0, nothing a sum of at
+/// most a few thousand such terms can show in f32.
+pub const EXP_FLOOR: f32 = -34.0;
 
 /// exp's steps, shared by every width so that they give the same bits: `n = round(x log2 e)`
-/// with the 1.5 x 2^23 trick (ties to even), `r = x - n ln 2` in two parts, a degree-6
-/// polynomial for exp(r), and 2^n added to the exponent bits.
+/// with the 1.5 x 2^23 trick (ties to even; `n` is then the low bits of the sum, so no
+/// conversion is needed), `r = x - n ln 2`, a degree-5 polynomial for exp(r), and 2^n added to
+/// the exponent bits.
 pub mod exp {
     /// log2(e): `x log2 e` is the power of two nearest exp(x).
     pub const LOG2E: f32 = std::f32::consts::LOG2_E;
     /// 1.5 x 2^23: added and taken away, rounds to an integer (ties to even).
     pub const ROUNDER: f32 = 12_582_912.0;
-    /// ln 2 in two parts, the first exact in few bits, so that `x - n ln 2` loses nothing.
-    pub const LN2_HI: f32 = 0.693_359_4;
-    /// The rest of ln 2.
-    pub const LN2_LO: f32 = -2.121_944_4e-4;
-    /// Coefficients of r^5 .. r^1 of exp(r) = 1 + r + r^2 (c5 r^3 + ... ), Horner order.
-    pub const POLY: [f32; 6] = [
-        1.987_569_1e-4,
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        5e-1,
-    ];
+    /// ln 2: `n` is at most 50 in magnitude above the floor, so one f32 loses under 1e-6.
+    pub const LN2: f32 = std::f32::consts::LN_2;
+    /// Coefficients of r^5 .. r^2 of exp(r) = 1 + r + r^2 (c5 r^3 + ... ), Horner order: the
+    /// Taylor series, within 3e-6 for |r| <= ln 2 / 2.
+    pub const POLY: [f32; 4] = [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5];
 }
 
 /// 32 f32 lanes in vector registers. Each operation is lane by lane and one IEEE operation
@@ -68,14 +61,12 @@ pub unsafe trait Block: Copy {
     unsafe fn times(self, by: f32) -> Self;
     /// exp(self - shift), for lanes at most `shift` (0 below [`EXP_FLOOR`]).
     unsafe fn exp_minus(self, shift: f32) -> Self;
-
-    /// The lanes as an array.
-    #[inline(always)]
-    unsafe fn lanes(self) -> [f32; BLOCK] {
-        let mut lanes = [0.0; BLOCK];
-        self.store(lanes.as_mut_ptr());
-        lanes
-    }
+    /// The lanes' maximum, combined in the fixed order of halves (lane `i` with `i + 16`,
+    /// then `i + 8`, ... `i + 1`): five steps deep instead of 31, and the same bits at every
+    /// width.
+    unsafe fn largest(self) -> f32;
+    /// The lanes' sum, in the order of [`largest`](Block::largest).
+    unsafe fn total(self) -> f32;
 }
 
 /// Rows of floats in memory: where the first starts and how many floats apart they start.
@@ -214,28 +205,14 @@ unsafe fn softmax_row<B: Block>(row: &mut [f32]) -> f32 {
     for at in blocks() {
         widest = widest.max(B::load(row.as_ptr().add(at)));
     }
-    let largest = tree(widest.lanes(), f32::max);
+    let largest = widest.largest();
     let mut partial = B::splat(0.0);
     for at in blocks() {
         let e = B::load(row.as_ptr().add(at)).exp_minus(largest);
         e.store(row.as_mut_ptr().add(at));
         partial = partial.add(e);
     }
-    1.0 / tree(partial.lanes(), |a, b| a + b)
-}
-
-/// The 32 lanes combined by `op` in halves (lane `i` with `i + 16`, then `i + 8`, ...): a
-/// fixed order, so every width gives the same bits, and five steps deep instead of 31.
-#[inline(always)]
-fn tree(mut lanes: [f32; BLOCK], op: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut half = BLOCK / 2;
-    while half > 0 {
-        for i in 0..half {
-            lanes[i] = op(lanes[i], lanes[i + half]);
-        }
-        half /= 2;
-    }
-    lanes[0]
+    1.0 / partial.total()
 }
 
 /// Each row's context: the values weighed by its exp-scores, times its `inverse` sum, written

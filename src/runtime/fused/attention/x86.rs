@@ -13,9 +13,9 @@ use super::math::{exp, Block, Strided, BLOCK, EXP_FLOOR};
 macro_rules! block {
     (
         $(#[$doc:meta])* $name:ident: $count:literal x $register:ty, $int:ty, $lanes:literal,
-        $feature:literal, $zero_below:ident,
+        $feature:literal, $zero_below:ident, $fold:ident,
         $load:ident, $store:ident, $set1:ident, $fmadd:ident, $fnmadd:ident, $max:ident,
-        $add:ident, $sub:ident, $mul:ident, $to_int:ident, $shift:ident, $add_int:ident,
+        $add:ident, $sub:ident, $mul:ident, $shift:ident, $add_int:ident,
         $as_int:ident, $as_float:ident $(,)?
     ) => {
         $(#[$doc])*
@@ -97,18 +97,27 @@ macro_rules! block {
                 self.zip(self, |x, _| {
                     let x = $sub(x, shift);
                     let v = $max(x, floor);
-                    let n = $sub($add($mul(v, $set1(exp::LOG2E)), rounder), rounder);
-                    let r = $fnmadd(n, $set1(exp::LN2_HI), v);
-                    let r = $fnmadd(n, $set1(exp::LN2_LO), r);
+                    let t = $fmadd(v, $set1(exp::LOG2E), rounder);
+                    let r = $fnmadd($sub(t, rounder), $set1(exp::LN2), v);
                     let mut p = $set1(exp::POLY[0]);
                     for c in &exp::POLY[1..] {
                         p = $fmadd(p, r, $set1(*c));
                     }
                     let p = $add($fmadd(p, $mul(r, r), r), $set1(1.0));
-                    let power: $int = $shift::<23>($to_int(n));
+                    let power: $int = $shift::<23>($as_int(t));
                     let e = $as_float($add_int($as_int(p), power));
                     $zero_below(x, floor, e)
                 })
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn largest(self) -> f32 {
+                $fold(self.0, |a, b| _mm256_max_ps(a, b))
+            }
+            #[inline]
+            #[target_feature(enable = $feature)]
+            unsafe fn total(self) -> f32 {
+                $fold(self.0, |a, b| _mm256_add_ps(a, b))
             }
         }
     };
@@ -134,6 +143,39 @@ fn zero_below_256(x: __m256, floor: __m256, e: __m256) -> __m256 {
         _mm256_setzero_ps(),
         _mm256_cmp_ps::<_CMP_LT_OQ>(x, floor),
     )
+}
+
+/// The 32 lanes of two registers combined by `op` in the order of
+/// [`Block::largest`]: lane `i` with `i + 16` (the two registers), then with `i + 8`, `i + 4`,
+/// `i + 2`, `i + 1` (the upper half of what is left onto the lower).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn fold_512(r: [__m512; 2], op: impl Fn(__m256, __m256) -> __m256) -> f32 {
+    let halves = |x: __m512| {
+        let high = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(x));
+        (_mm512_castps512_ps256(x), _mm256_castpd_ps(high))
+    };
+    let ((low, high), (low2, high2)) = (halves(r[0]), halves(r[1]));
+    let (low, high) = (op(low, low2), op(high, high2));
+    fold_eight(op(low, high), &op)
+}
+
+/// As [`fold_512`], for four registers of 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn fold_256(r: [__m256; 4], op: impl Fn(__m256, __m256) -> __m256) -> f32 {
+    let (low, high) = (op(r[0], r[2]), op(r[1], r[3]));
+    fold_eight(op(low, high), &op)
+}
+
+/// Eight lanes combined by `op`: lane `i` with `i + 4`, then `i + 2`, then `i + 1`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn fold_eight(x: __m256, op: &impl Fn(__m256, __m256) -> __m256) -> f32 {
+    let four = op(x, _mm256_permute2f128_ps::<0x01>(x, x));
+    let two = op(four, _mm256_permute_ps::<0b1110>(four));
+    let one = op(two, _mm256_permute_ps::<0b0001>(two));
+    _mm256_cvtss_f32(one)
 }
 
 /// A 32 x 32 tile transposed as 16 blocks of 8 x 8 (see [`Block::transpose`]).
@@ -206,16 +248,56 @@ unsafe fn transpose_8x8(src: Strided<*const f32>, count: usize, dst: Strided<*mu
 
 block!(
     /// Two 512-bit registers.
-    Avx512: 2 x __m512, __m512i, 16, "avx512f", zero_below_512,
+    Avx512: 2 x __m512, __m512i, 16, "avx512f", zero_below_512, fold_512,
     _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps,
-    _mm512_max_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_cvtps_epi32,
+    _mm512_max_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps,
     _mm512_slli_epi32, _mm512_add_epi32, _mm512_castps_si512, _mm512_castsi512_ps,
 );
 
 block!(
     /// Four 256-bit registers.
-    Avx2: 4 x __m256, __m256i, 8, "avx2,fma", zero_below_256,
+    Avx2: 4 x __m256, __m256i, 8, "avx2,fma", zero_below_256, fold_256,
     _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps,
-    _mm256_max_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_cvtps_epi32,
+    _mm256_max_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps,
     _mm256_slli_epi32, _mm256_add_epi32, _mm256_castps_si256, _mm256_castsi256_ps,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lanes combined in halves, the order `largest` and `total` promise.
+    fn tree(mut lanes: [f32; BLOCK], op: impl Fn(f32, f32) -> f32) -> f32 {
+        let mut half = BLOCK / 2;
+        while half > 0 {
+            for i in 0..half {
+                lanes[i] = op(lanes[i], lanes[i + half]);
+            }
+            half /= 2;
+        }
+        lanes[0]
+    }
+
+    #[test]
+    fn every_width_folds_its_lanes_in_the_same_order() {
+        let lanes: [f32; BLOCK] = std::array::from_fn(|i| (i as f32 * 1.37).cos() * 1e3 + 0.1);
+        let sum = tree(lanes, |a, b| a + b);
+        let max = tree(lanes, f32::max);
+        assert!(std::arch::is_x86_feature_detected!("avx2"));
+        // SAFETY (both): each width runs only where the CPU has it.
+        let mut folds = vec![unsafe {
+            let block = Avx2::load(lanes.as_ptr());
+            (block.total(), block.largest())
+        }];
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            folds.push(unsafe {
+                let block = Avx512::load(lanes.as_ptr());
+                (block.total(), block.largest())
+            });
+        }
+        for (total, largest) in folds {
+            assert_eq!(total.to_bits(), sum.to_bits());
+            assert_eq!(largest, max);
+        }
+    }
+}
