@@ -1,5 +1,5 @@
-//! The CPU's instruction sets that change which kernels ONNX Runtime (MLAS) and libtorch
-//! (oneDNN) run, and with them the speed and, for int8 graphs that are not pair-bounded, the
+//! The CPU's instruction sets (and vendor) that change which kernels ONNX Runtime (MLAS) and
+//! libtorch (oneDNN, MKL) run, and with them the speed and, for int8 graphs that are not pair-bounded, the
 //! answers: u8 × s8 products accumulate in 32 bits with VNNI or AMX, but in saturating 16-bit
 //! lanes with plain AVX2 or AVX-512 (`onnx::quantize`). Detected once, logged at start-up, so
 //! every figure and every bug report can say which CPU class it came from.
@@ -29,6 +29,12 @@ pub struct CpuFeatures {
     pub amx_int8: bool,
     /// AMX tiles with bf16 products.
     pub amx_bf16: bool,
+    /// AVX-512 F, CD, BW, DQ and VL together (Skylake-SP, Zen 4 and later): the subsets
+    /// MKL's AVX-512 kernels use (`train::mkl_paths`).
+    pub avx512_core: bool,
+    /// Made by Intel (CPUID's vendor string): MKL takes its fastest paths only there unless
+    /// told otherwise (`train::mkl_paths`).
+    pub intel: bool,
 }
 
 impl CpuFeatures {
@@ -80,7 +86,23 @@ fn detect_now() -> CpuFeatures {
         avx512_bf16: is_x86_feature_detected!("avx512bf16"),
         amx_int8: leaf7.edx & (1 << 25) != 0,
         amx_bf16: leaf7.edx & (1 << 22) != 0,
+        avx512_core: is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512cd")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq")
+            && is_x86_feature_detected!("avx512vl"),
+        intel: vendor_is_intel(),
     }
+}
+
+/// CPUID leaf 0 spells the vendor in EBX, EDX, ECX; it exists on every x86-64 CPU.
+#[cfg(target_arch = "x86_64")]
+fn vendor_is_intel() -> bool {
+    let leaf0 = std::arch::x86_64::__cpuid(0);
+    [leaf0.ebx, leaf0.edx, leaf0.ecx]
+        .iter()
+        .flat_map(|word| word.to_le_bytes())
+        .eq(*b"GenuineIntel")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -103,6 +125,16 @@ mod tests {
             .map(|l| l.split_whitespace().collect())
             .unwrap_or_default();
         let features = CpuFeatures::detect();
+        let subsets = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"];
+        assert_eq!(
+            features.avx512_core,
+            subsets.iter().all(|s| flags.contains(s))
+        );
+        let vendor = info.lines().find(|l| l.starts_with("vendor_id"));
+        assert_eq!(
+            features.intel,
+            vendor.is_some_and(|l| l.ends_with("GenuineIntel"))
+        );
         for name in [
             "avx2",
             "avx512f",

@@ -9,6 +9,8 @@
 
 use std::sync::OnceLock;
 
+use crate::runtime::cpu::CpuFeatures;
+
 /// Set to `off` to keep MKL's own vendor check (its AVX2 path on AMD): to compare the two, or
 /// should a later MKL misbehave on a CPU it does not expect.
 pub const SETTING: &str = "BERTQA_MKL_AVX512_ON_AMD";
@@ -41,43 +43,14 @@ pub fn overrides_mkl() -> bool {
 fn facts() -> Facts {
     static FACTS: OnceLock<Facts> = OnceLock::new();
     *FACTS.get_or_init(|| Facts {
-        intel: vendor_is_intel(),
-        avx512_core: avx512_core(),
+        intel: CpuFeatures::detect().intel,
+        avx512_core: CpuFeatures::detect().avx512_core,
         kept_off: std::env::var(SETTING).is_ok_and(|value| value.eq_ignore_ascii_case("off")),
     })
 }
 
 fn allowed(facts: Facts) -> bool {
     facts.intel || (facts.avx512_core && !facts.kept_off)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn vendor_is_intel() -> bool {
-    // CPUID leaf 0 spells the vendor in EBX, EDX, ECX; it exists on every x86-64 CPU.
-    let leaf0 = std::arch::x86_64::__cpuid(0);
-    [leaf0.ebx, leaf0.edx, leaf0.ecx]
-        .iter()
-        .flat_map(|word| word.to_le_bytes())
-        .eq(*b"GenuineIntel")
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx512_core() -> bool {
-    is_x86_feature_detected!("avx512f")
-        && is_x86_feature_detected!("avx512cd")
-        && is_x86_feature_detected!("avx512bw")
-        && is_x86_feature_detected!("avx512dq")
-        && is_x86_feature_detected!("avx512vl")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn vendor_is_intel() -> bool {
-    false
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn avx512_core() -> bool {
-    false
 }
 
 #[cfg(test)]
@@ -108,24 +81,5 @@ mod tests {
     #[test]
     fn a_cpu_without_avx512_keeps_mkls_generic_path() {
         assert!(!allowed(facts(false, false, false)));
-    }
-
-    #[test]
-    fn the_vendor_and_the_avx512_subsets_agree_with_the_kernel() {
-        let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
-            return; // not Linux: nothing to compare with
-        };
-        let line = |key: &str| {
-            info.lines()
-                .find(|line| line.starts_with(key))
-                .unwrap_or("")
-        };
-        assert_eq!(
-            vendor_is_intel(),
-            line("vendor_id").ends_with("GenuineIntel")
-        );
-        let flags: Vec<&str> = line("flags").split_whitespace().collect();
-        let subsets = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"];
-        assert_eq!(avx512_core(), subsets.iter().all(|s| flags.contains(s)));
     }
 }
