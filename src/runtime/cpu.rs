@@ -1,8 +1,9 @@
 //! The CPU's instruction sets (and vendor) that change which kernels ONNX Runtime (MLAS) and
-//! libtorch (oneDNN, MKL) run, and with them the speed and, for int8 graphs that are not pair-bounded, the
-//! answers: u8 × s8 products accumulate in 32 bits with VNNI or AMX, but in saturating 16-bit
-//! lanes with plain AVX2 or AVX-512 (`onnx::quantize`). Detected once, logged at start-up, so
-//! every figure and every bug report can say which CPU class it came from.
+//! libtorch (oneDNN, MKL) run, and with them the speed and, for int8 graphs that are not
+//! pair-bounded, the answers: u8 × s8 products accumulate in 32 bits with VNNI or AMX, but in
+//! saturating 16-bit lanes with plain AVX2 or AVX-512 (`onnx::quantize`). Detected once,
+//! logged at start-up, so every figure and every bug report can say which CPU class it came
+//! from.
 
 use std::sync::OnceLock;
 

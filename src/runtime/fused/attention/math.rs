@@ -5,9 +5,9 @@
 //! Every CPU must give the same answers, so the arithmetic is fixed per element, whatever the
 //! vector width: each score and each context value is one chain of fused multiply-adds in
 //! index order, exp is one polynomial, and a row's sum runs over 32 lanes (key index mod 32)
-//! added at the end in one fixed tree of halves ([`Block::total`]). A [`Block`] is 32 lanes at any
-//! width (two AVX-512 registers or four AVX2 ones), so only the registers differ between
-//! widths, not the bits.
+//! added at the end in one fixed tree of halves ([`Block::total`]). A [`Block`] is 32 lanes
+//! at any width (two AVX-512 registers or four AVX2 ones), so only the registers differ
+//! between widths, not the bits.
 
 /// Lanes of a [`Block`]: keys per score tile, head columns per context chunk.
 pub const BLOCK: usize = 32;
