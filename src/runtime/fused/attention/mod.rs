@@ -207,7 +207,9 @@ unsafe fn attend_avx512(head: &Head, scratch: &mut Scratch, out: *mut f32) {
 }
 
 /// Two rows at a time: 8 accumulators of AVX2's 16 registers (three rows spilled, and ran
-/// 0.86-0.93x ONNX Runtime's attention on a Zen 4 held to AVX2, against 0.96-1.07x for two).
+/// 0.86-0.93x ONNX Runtime's attention on a Zen 4 held to AVX2, against 0.96-1.07x for two;
+/// on an AVX2-only Zen 2, whose longer FMA latency wants more chains, the engine still ran
+/// 0.91-0.95x as fast with three).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn attend_avx2(head: &Head, scratch: &mut Scratch, out: *mut f32) {
