@@ -42,10 +42,13 @@ pub fn overrides_mkl() -> bool {
 
 fn facts() -> Facts {
     static FACTS: OnceLock<Facts> = OnceLock::new();
-    *FACTS.get_or_init(|| Facts {
-        intel: CpuFeatures::detect().intel,
-        avx512_core: CpuFeatures::detect().avx512_core,
-        kept_off: std::env::var(SETTING).is_ok_and(|value| value.eq_ignore_ascii_case("off")),
+    *FACTS.get_or_init(|| {
+        let cpu = CpuFeatures::detect();
+        Facts {
+            intel: cpu.intel,
+            avx512_core: cpu.avx512_core,
+            kept_off: std::env::var(SETTING).is_ok_and(|value| value.eq_ignore_ascii_case("off")),
+        }
     })
 }
 
